@@ -1,0 +1,195 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	mainproc "github.com/mainstay-dev/mainstay/main"
+	"github.com/mainstay-dev/mainstay/readiness"
+)
+
+// CLI is mainstay's command line. Every flag also reads MAINSTAY_<FLAG>;
+// repeatable flags take one value per line there, so commands keep their
+// commas, quotes and spaces.
+type CLI struct {
+	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT, file:PATH or exec:COMMAND. In MAINSTAY_READY, one probe per line."`
+	ReadyTimeout        time.Duration `default:"60s" help:"Give up when main is not ready after this long: main is stopped and mainstay exits 124; 0 waits forever (${default})."`
+	ReadyInterval       time.Duration `default:"10ms" help:"First delay between two attempts of a probe; it doubles, with jitter, up to --ready-max-interval (${default})."`
+	ReadyMaxInterval    time.Duration `default:"100ms" help:"Longest delay between two attempts of a probe (${default})."`
+	ReadyAttemptTimeout time.Duration `default:"5s" help:"Longest one attempt of a probe may take; an exec probe still running then is killed with its process group (${default})."`
+
+	Helper          commandList   `placeholder:"COMMAND" help:"Command to run once main is ready; repeatable, run in order, each to completion. Split into words like a shell would, no shell run. In MAINSTAY_HELPER, one command per line."`
+	HelperTimeout   time.Duration `default:"0s" help:"Kill a helper (and its process group) that runs longer than this; it counts as failed with exit code 124. 0 means no limit (${default})."`
+	OnHelperFailure string        `enum:"stop,continue" default:"stop" help:"What a failed helper does: stop (stop main, exit with the helper's code) or continue (log it, run the next) (${default})."`
+
+	StopSignal  signalFlag    `default:"TERM" placeholder:"SIG" help:"Signal that asks main to stop; it replaces SIGTERM when forwarding (TERM, SIGINT, 2, ...) (${default})."`
+	Grace       time.Duration `default:"10s" help:"How long main may take to exit once asked to stop, and leftover processes once main exited, before SIGKILL (${default})."`
+	SignalGroup bool          `help:"Send signals to main's whole process group instead of main alone."`
+
+	LogFormat string `enum:"text,json" default:"text" help:"Format of mainstay's own log lines on stderr: text or json (${default})."`
+	LogLevel  string `enum:"debug,info,warn,error" default:"info" help:"Least severe of mainstay's log lines to print: debug, info, warn or error (${default})."`
+
+	Version kong.VersionFlag `env:"-" help:"Print mainstay's version and exit."`
+
+	Main commandFlag `placeholder:"'MAIN ARG...'" help:"Main command as one string, split into words like a shell would (quotes, backslashes), no shell run; instead of MAIN after --."`
+	Argv []string    `arg:"" optional:"" passthrough:"partial" name:"MAIN" help:"Main command and its arguments, usually after -- (Dockerfile ENTRYPOINT + CMD)."`
+}
+
+const description = `Run MAIN as the container's main process: wait until it is ready, run the
+helpers in order, then keep MAIN in the foreground until it exits. mainstay
+reaps zombies, forwards signals and exits with MAIN's exit code.
+
+Exit codes: MAIN's own (128+N when signal N killed it); 2 bad usage;
+124 not ready in time or a helper timed out; a failed helper's own code;
+126 cannot execute; 127 not found.`
+
+// parse reads args and the environment into a CLI. Bad input is returned
+// as an error that names the flag (or variable) and the value.
+func parse(args []string, version string) (*CLI, error) {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("mainstay"),
+		kong.Description(description),
+		kong.DefaultEnvars("MAINSTAY"),
+		kong.Vars{"version": version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("internal error: %w", err)
+	}
+	if _, err := parser.Parse(args); err != nil {
+		return nil, err
+	}
+	return &cli, nil
+}
+
+// Validate checks what kong's types cannot; kong calls it after parsing.
+func (c *CLI) Validate() error {
+	if len(c.Argv) > 0 && c.Argv[0] == "--" {
+		c.Argv = c.Argv[1:]
+	}
+	switch {
+	case c.Main.argv != nil && len(c.Argv) > 0:
+		return fmt.Errorf("--main %q and a command after -- (%q) both given; use one", c.Main.line, strings.Join(c.Argv, " "))
+	case c.Main.argv == nil && len(c.Argv) == 0:
+		return errors.New("no main command: give it after -- or with --main")
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--ready-timeout", c.ReadyTimeout}, {"--helper-timeout", c.HelperTimeout}, {"--grace", c.Grace},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%s: %s is negative", d.flag, d.v)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--ready-interval", c.ReadyInterval}, {"--ready-max-interval", c.ReadyMaxInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s: %s is not positive", d.flag, d.v)
+		}
+	}
+	if c.ReadyInterval > c.ReadyMaxInterval {
+		return fmt.Errorf("--ready-interval %s is longer than --ready-max-interval %s", c.ReadyInterval, c.ReadyMaxInterval)
+	}
+	return nil
+}
+
+// mainArgv is main's command line, from --main or after --.
+func (c *CLI) mainArgv() []string {
+	if c.Main.argv != nil {
+		return c.Main.argv
+	}
+	return c.Argv
+}
+
+// probeList holds the --ready probes, parsed as each flag is read. Each
+// line of a value adds one probe; MAINSTAY_READY is used only when no
+// --ready is given.
+type probeList []readiness.Probe
+
+func (l *probeList) Decode(ctx *kong.DecodeContext) error {
+	return decodeLines(ctx, "spec", func(s string) error {
+		pr, err := readiness.Parse(s)
+		if err == nil {
+			*l = append(*l, pr)
+		}
+		return err
+	})
+}
+
+// commandList holds the --helper commands, the same way as probeList.
+type commandList []commandFlag
+
+func (l *commandList) Decode(ctx *kong.DecodeContext) error {
+	return decodeLines(ctx, "command", func(s string) error {
+		argv, err := readiness.SplitCommand(s)
+		if err == nil {
+			*l = append(*l, commandFlag{line: s, argv: argv})
+		}
+		return err
+	})
+}
+
+// decodeLines reads one flag value and passes each of its non-blank lines
+// to add: a newline separates items, which is how MAINSTAY_READY and
+// MAINSTAY_HELPER hold several. Commas, quotes and spaces are kept.
+func decodeLines(ctx *kong.DecodeContext, what string, add func(string) error) error {
+	var v string
+	if err := ctx.Scan.PopValueInto(what, &v); err != nil {
+		return err
+	}
+	lines := strings.Split(v, "\n")
+	for _, line := range lines {
+		if strings.TrimSpace(line) == "" && len(lines) > 1 {
+			continue
+		}
+		if err := add(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commandFlag is a command given as one string, split when the flag is read.
+type commandFlag struct {
+	line string
+	argv []string
+}
+
+func (c *commandFlag) Decode(ctx *kong.DecodeContext) error {
+	if err := ctx.Scan.PopValueInto("command", &c.line); err != nil {
+		return err
+	}
+	argv, err := readiness.SplitCommand(c.line)
+	if err != nil {
+		return err
+	}
+	c.argv = argv
+	return nil
+}
+
+// signalFlag is a signal given by name or number.
+type signalFlag syscall.Signal
+
+func (s *signalFlag) Decode(ctx *kong.DecodeContext) error {
+	var v string
+	if err := ctx.Scan.PopValueInto("signal", &v); err != nil {
+		return err
+	}
+	sig, err := mainproc.ParseSignal(v)
+	if err != nil {
+		return err
+	}
+	*s = signalFlag(sig)
+	return nil
+}

@@ -1,0 +1,184 @@
+// Command mainstay is a container entrypoint: it starts the main process,
+// waits until it is ready, runs helper tasks in order, then keeps main in
+// the foreground — reaping zombies, forwarding signals and exiting with
+// main's exit code. See docs/usage.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/mainstay-dev/mainstay/helpers"
+	mainproc "github.com/mainstay-dev/mainstay/main"
+	"github.com/mainstay-dev/mainstay/readiness"
+	"github.com/mainstay-dev/mainstay/reaper"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; it
+// falls back to the module version Go recorded.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// run is mainstay from parsed arguments to exit code. It is the only place
+// that decides exit codes; main calls os.Exit with its result.
+func run(args []string, stderr io.Writer) int {
+	cli, err := parse(args, buildVersion())
+	if err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, cli.LogFormat, cli.LogLevel)
+
+	r, err := reaper.Start(log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	tty := mainproc.OpenTerminal()
+	argv := cli.mainArgv()
+	p, err := mainproc.Start(r, argv, mainproc.Options{
+		StopSignal: syscall.Signal(cli.StopSignal),
+		Grace:      cli.Grace,
+		Group:      cli.SignalGroup,
+	}, log)
+	if err != nil {
+		log.Error("cannot start main", "argv", argv, "err", err)
+		return reaper.StartFailureCode(err)
+	}
+	log.Info("main started", "pid", p.PID(), "argv", argv)
+
+	// Start-up ends early when main exits or a signal aborts it.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-p.Done():
+			cancel(errMainExited)
+		case <-p.Aborted():
+			cancel(errAborted)
+		case <-ctx.Done():
+		}
+	}()
+
+	err = readiness.Wait(ctx, cli.Ready, readiness.Config{
+		Timeout:        cli.ReadyTimeout,
+		Interval:       cli.ReadyInterval,
+		MaxInterval:    cli.ReadyMaxInterval,
+		AttemptTimeout: cli.ReadyAttemptTimeout,
+		Runner:         r,
+		Log:            log,
+	})
+	if err == nil {
+		err = helpers.Run(ctx, cli.tasks(), helpers.Config{
+			Timeout:   cli.HelperTimeout,
+			OnFailure: helpers.Policy(cli.OnHelperFailure),
+			Runner:    r,
+			TTY:       tty,
+			Log:       log,
+		})
+	}
+	if err != nil {
+		return failStartup(err, p, r, cli, log)
+	}
+
+	p.Foreground(tty)
+	log.Info("main in the foreground", "pid", p.PID())
+	exit := p.Wait()
+	log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
+	r.Sweep(cli.Grace)
+	return exit.Code()
+}
+
+var (
+	errMainExited = errors.New("main exited")
+	errAborted    = errors.New("start-up aborted by a signal")
+)
+
+// failStartup stops main after readiness or a helper failed, sweeps, and
+// returns the exit code for err.
+func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log *slog.Logger) int {
+	var (
+		notReady *readiness.NotReadyError
+		helper   *helpers.Error
+		code     int
+	)
+	switch {
+	case errors.Is(err, errMainExited), errors.Is(err, errAborted):
+		code = -1 // main's own
+	case errors.As(err, &notReady):
+		for _, f := range notReady.Failing {
+			log.Error("probe still failing", "probe", f.Probe.String(), "err", f.Err)
+		}
+		log.Error("main not ready in time; stopping it", "err", err)
+		code = 124
+	case errors.As(err, &helper):
+		log.Error("helper failed; stopping main", "helper", helper.Task.Name, "exit_code", helper.ExitCode(), "err", err)
+		code = helper.ExitCode()
+	default: // a probe that can never pass
+		log.Error("readiness cannot be reached; stopping main", "err", err)
+		code = reaper.StartFailureCode(err)
+	}
+	p.Stop()
+	exit := p.Wait()
+	if code < 0 {
+		if errors.Is(err, errMainExited) {
+			log.Error("main exited during start-up", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
+		} else {
+			log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
+		}
+		code = exit.Code()
+	} else {
+		log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
+	}
+	r.Sweep(cli.Grace)
+	return code
+}
+
+func (c *CLI) tasks() []helpers.Task {
+	ts := make([]helpers.Task, len(c.Helper))
+	for i, h := range c.Helper {
+		ts[i] = helpers.Task{Name: h.line, Argv: h.argv}
+	}
+	return ts
+}
+
+// newLogger writes mainstay's own lines to w: text lines prefixed with
+// "mainstay: ", or JSON objects with "logger":"mainstay".
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // kong's enum already checked it
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)).With("logger", "mainstay")
+	}
+	return slog.New(slog.NewTextHandler(prefixWriter{w}, opts))
+}
+
+// prefixWriter prefixes each record; slog writes one record per Write.
+type prefixWriter struct{ w io.Writer }
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte("mainstay: "), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

@@ -1,0 +1,18 @@
+// Package helpers runs the user's helper tasks — migrations, seeding,
+// cache warm-up — once main is ready. "Helpers" here always means these
+// user-configured commands, never utility code.
+//
+// # Invariants
+//
+//   - Tasks run one at a time, in the order given, each in a process group
+//     of its own, started through the [Runner] (the program's reaper): only
+//     the reaper waits on children.
+//   - A task that outlives its timeout, or whose context is cancelled (main
+//     exited, or a signal aborted start-up), is killed with its whole
+//     process group before Run returns.
+//   - With a terminal, the running task is the terminal's foreground job, so
+//     it can prompt and Ctrl-C reaches it, not mainstay.
+//   - A failed task (non-zero exit, signal, timeout, cannot start) ends the
+//     run with a *[Error] under [Stop]; under [Continue] it is logged and the
+//     next task runs.
+package helpers

@@ -1,0 +1,31 @@
+// Package mainproc runs the main process: the server that owns the
+// container's lifetime. It lives in directory main/ because the design card
+// fixes that name, but Go cannot import a package named main, so it is
+// declared as mainproc and imported with an explicit name:
+//
+//	import mainproc "github.com/mainstay-dev/mainstay/main"
+//
+// # Invariants
+//
+//   - Main is started through the [reaper.Reaper], in a process group of its
+//     own, with the program's own stdin, stdout and stderr (no copying).
+//   - The signals mainstay forwards are subscribed with [signal.Notify]
+//     before main starts, and handled by one goroutine, the only code that
+//     signals main. A Go PID 1 that does not subscribe to SIGTERM exits 2 on
+//     "docker stop", and [signal.Ignore] would leak SIG_IGN into children,
+//     so nothing is ignored.
+//   - SIGCHLD (the reaper's), SIGURG (the Go runtime's preemption), SIGTTIN
+//     and SIGTTOU (job control aimed at mainstay itself), SIGPIPE and the
+//     synchronous fault signals are never subscribed, hence never forwarded.
+//   - Until [Process.Foreground] is called (start-up), SIGTERM, SIGINT and
+//     SIGQUIT abort start-up: main is stopped and [Process.Aborted] is
+//     closed. Every other signal goes to main. Afterwards every signal goes
+//     to main, SIGTERM replaced by the stop signal.
+//   - Once main is asked to stop (the stop signal, or a forwarded SIGTERM,
+//     SIGINT or SIGQUIT), it has the grace period to exit; then it is sent
+//     SIGKILL. The grace timer is armed once and never re-armed.
+//   - The terminal is only touched when stdin is one and it is the
+//     controlling terminal: [Process.Foreground] then gives main the
+//     terminal's foreground, with SIGTTOU blocked on a locked OS thread, and
+//     continues main if a job-control signal stopped it — exactly "fg %1".
+package mainproc

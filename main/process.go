@@ -1,0 +1,176 @@
+package mainproc
+
+import (
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mainstay-dev/mainstay/reaper"
+	"golang.org/x/sys/unix"
+)
+
+// Options say how main is signalled.
+type Options struct {
+	// StopSignal asks main to stop; it replaces SIGTERM when forwarding.
+	StopSignal syscall.Signal
+	// Grace is how long main may take to exit once asked to stop, before
+	// it is sent SIGKILL.
+	Grace time.Duration
+	// Group sends every signal to main's process group instead of main.
+	Group bool
+}
+
+// Process is the running main process.
+type Process struct {
+	proc *reaper.Proc
+	opts Options
+	log  *slog.Logger
+	sigs chan os.Signal
+
+	started   chan struct{} // closed by Foreground: start-up is over
+	startOnce sync.Once
+	stop      chan struct{} // closed by Stop
+	stopOnce  sync.Once
+	aborted   chan struct{} // closed when a signal aborted start-up
+	abortSig  syscall.Signal
+}
+
+// Start subscribes to the signals mainstay forwards, then starts argv as
+// main through r, with mainstay's stdin, stdout and stderr, and starts the
+// goroutine that signals it. The error is the start error of argv[0]; see
+// [reaper.StartFailureCode] for its exit code.
+func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Process, error) {
+	p := &Process{
+		opts:    opts,
+		log:     log,
+		sigs:    make(chan os.Signal, 64),
+		started: make(chan struct{}),
+		stop:    make(chan struct{}),
+		aborted: make(chan struct{}),
+	}
+	signal.Notify(p.sigs, forwarded...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	proc, err := r.Start(cmd)
+	if err != nil {
+		signal.Stop(p.sigs)
+		return nil, err
+	}
+	p.proc = proc
+	go p.loop()
+	return p, nil
+}
+
+// PID is main's process ID.
+func (p *Process) PID() int { return p.proc.PID() }
+
+// Done is closed once main has exited.
+func (p *Process) Done() <-chan struct{} { return p.proc.Done() }
+
+// Wait blocks until main has exited and returns how.
+func (p *Process) Wait() reaper.Exit { return p.proc.Wait() }
+
+// Aborted is closed when SIGTERM, SIGINT or SIGQUIT arrived during start-up.
+// Main has then been asked to stop.
+func (p *Process) Aborted() <-chan struct{} { return p.aborted }
+
+// AbortSignal is the signal that aborted start-up; valid once Aborted is closed.
+func (p *Process) AbortSignal() syscall.Signal {
+	<-p.aborted
+	return p.abortSig
+}
+
+// Stop asks main to stop: it sends the stop signal, then SIGKILL when main
+// has not exited within the grace period. Stop does not block; use Wait.
+func (p *Process) Stop() {
+	p.stopOnce.Do(func() { close(p.stop) })
+}
+
+// loop is the only code that signals main.
+func (p *Process) loop() {
+	defer signal.Stop(p.sigs)
+	var kill <-chan time.Time
+	stopping := func(why string) {
+		if kill == nil {
+			p.log.Info("stopping main", "pid", p.PID(), "reason", why, "grace", p.opts.Grace)
+			kill = time.After(p.opts.Grace)
+		}
+	}
+	stop := p.stop
+	for {
+		select {
+		case <-p.proc.Done():
+			return
+		case <-stop:
+			stop = nil
+			p.send(p.opts.StopSignal)
+			stopping("start-up failed")
+		case <-kill:
+			p.log.Warn("main did not exit within grace; killing it", "pid", p.PID(), "grace", p.opts.Grace)
+			p.send(unix.SIGKILL)
+		case s := <-p.sigs:
+			got := s.(syscall.Signal)
+			if p.starting() && asksToStop(got) {
+				if p.abortSig == 0 {
+					p.log.Info("signal received during start-up: aborting", "signal", SignalName(got))
+					p.abortSig = got
+					close(p.aborted)
+				}
+				p.send(p.opts.StopSignal)
+				stopping("signal " + SignalName(got))
+				continue
+			}
+			sig := got
+			if sig == unix.SIGTERM {
+				sig = p.opts.StopSignal
+			}
+			p.log.Debug("forwarding signal", "signal", SignalName(sig), "pid", p.PID(), "group", p.opts.Group)
+			p.send(sig)
+			if asksToStop(got) {
+				stopping("signal " + SignalName(got))
+			}
+		}
+	}
+}
+
+func (p *Process) starting() bool {
+	select {
+	case <-p.started:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *Process) send(sig syscall.Signal) {
+	var err error
+	if p.opts.Group {
+		err = p.proc.SignalGroup(sig)
+	} else {
+		err = p.proc.Signal(sig)
+	}
+	if err != nil {
+		p.log.Warn("cannot signal main", "pid", p.PID(), "signal", SignalName(sig), "err", err)
+	}
+}
+
+// Foreground ends start-up: from now on every signal is forwarded to main.
+// With a terminal (tty non-nil, from [OpenTerminal]) it makes main's process
+// group the terminal's foreground group, and it continues main if a
+// job-control signal stopped it, as the shell's "fg %1" does.
+func (p *Process) Foreground(tty *os.File) {
+	p.startOnce.Do(func() { close(p.started) })
+	if tty != nil {
+		if err := setForeground(tty, p.PID()); err != nil {
+			p.log.Warn("cannot give main the terminal", "pid", p.PID(), "err", err)
+		}
+	}
+	if p.proc.Stopped() {
+		p.log.Debug("continuing stopped main", "pid", p.PID())
+		_ = p.proc.SignalGroup(unix.SIGCONT)
+	}
+}

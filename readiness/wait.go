@@ -1,0 +1,189 @@
+package readiness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Config says how to wait.
+type Config struct {
+	// Timeout bounds the whole wait; 0 waits until ctx is done.
+	Timeout time.Duration
+	// Interval is the first delay between two attempts of a probe, and
+	// MaxInterval its cap. Delays grow by Multiplier with RandomizationFactor
+	// jitter in between.
+	Interval, MaxInterval time.Duration
+	// AttemptTimeout bounds one attempt of one probe.
+	AttemptTimeout time.Duration
+	// Runner starts exec probes.
+	Runner Runner
+	Log    *slog.Logger
+	// NewBackOff, when set, replaces the exponential backoff built from
+	// Interval and MaxInterval; tests use it to fake time.
+	NewBackOff func() backoff.BackOff
+}
+
+// Multiplier and RandomizationFactor shape the delays between attempts:
+// each delay is the previous one times Multiplier, randomised by
+// ±RandomizationFactor, and capped at Config.MaxInterval.
+const (
+	Multiplier          = 2
+	RandomizationFactor = 0.2
+)
+
+// NotReadyError reports the probes that had not passed when the wait timed out.
+type NotReadyError struct {
+	After   time.Duration
+	Failing []Failure
+}
+
+// Failure is a probe that has not passed, with its last error.
+type Failure struct {
+	Probe Probe
+	Err   error
+}
+
+func (e *NotReadyError) Error() string {
+	parts := make([]string, len(e.Failing))
+	for i, f := range e.Failing {
+		parts[i] = fmt.Sprintf("%s: %v", f.Probe, f.Err)
+	}
+	return fmt.Sprintf("not ready after %s: %s", e.After, strings.Join(parts, "; "))
+}
+
+var errTimeout = errors.New("readiness timeout")
+
+// Wait polls every probe until all have passed, and returns nil then. It
+// returns a *NotReadyError when cfg.Timeout elapses first, context.Cause(ctx)
+// when ctx is done first, and the probe's error when a probe can never pass.
+// With no probes it returns nil at once.
+func Wait(ctx context.Context, probes []Probe, cfg Config) error {
+	if len(probes) == 0 {
+		return nil
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if cfg.Timeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, cfg.Timeout, errTimeout)
+		defer stop()
+	}
+	start := time.Now()
+	ws := make([]*waiter, len(probes))
+	errs := make(chan error, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		ws[i] = &waiter{probe: p, cfg: &cfg}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- ws[i].run(ctx)
+		}()
+	}
+	var first error
+	passed := 0
+	for range probes {
+		switch err := <-errs; {
+		case err == nil:
+			passed++
+		case first == nil:
+			first = err
+			cancel(err)
+		}
+	}
+	wg.Wait()
+	switch {
+	case passed == len(probes):
+		cfg.Log.Info("ready", "elapsed", time.Since(start).Round(time.Millisecond))
+		return nil
+	case parent.Err() != nil:
+		return context.Cause(parent)
+	case errors.Is(context.Cause(ctx), errTimeout):
+		nr := &NotReadyError{After: cfg.Timeout}
+		for _, w := range ws {
+			if !w.passed {
+				err := w.lastErr()
+				if err == nil {
+					err = errors.New("no attempt finished")
+				}
+				nr.Failing = append(nr.Failing, Failure{w.probe, err})
+			}
+		}
+		return nr
+	default:
+		return first
+	}
+}
+
+// waiter polls one probe.
+type waiter struct {
+	probe  Probe
+	cfg    *Config
+	passed bool
+
+	mu   sync.Mutex
+	last error
+}
+
+func (w *waiter) run(ctx context.Context) error {
+	var b backoff.BackOff
+	if w.cfg.NewBackOff != nil {
+		b = w.cfg.NewBackOff()
+	} else {
+		e := backoff.NewExponentialBackOff()
+		e.InitialInterval = w.cfg.Interval
+		e.MaxInterval = w.cfg.MaxInterval
+		e.Multiplier = Multiplier
+		e.RandomizationFactor = RandomizationFactor
+		e.MaxElapsedTime = 0 // the wait's own timeout ends it, not backoff's 15-minute default
+		e.Reset()
+		b = e
+	}
+	attempt := 0
+	err := backoff.RetryNotify(func() error {
+		attempt++
+		err := w.attempt(ctx)
+		w.mu.Lock()
+		if ctx.Err() == nil || w.last == nil { // keep the real error, not "canceled"
+			w.last = err
+		}
+		w.mu.Unlock()
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+		w.cfg.Log.Debug("probe failed", "probe", w.probe.String(), "attempt", attempt, "delay", d, "err", err)
+	})
+	if err == nil {
+		w.passed = true
+		w.cfg.Log.Info("probe passed", "probe", w.probe.String(), "attempt", attempt)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // cancelled or timed out: Wait reports it
+	}
+	return fmt.Errorf("probe %s: %w", w.probe, err)
+}
+
+// attempt makes one bounded attempt.
+func (w *waiter) attempt(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
+	defer cancel()
+	err := w.probe.Check(actx, w.cfg.Runner)
+	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("attempt timed out after %s", w.cfg.AttemptTimeout)
+	}
+	return err
+}
+
+func (w *waiter) lastErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}

@@ -1,0 +1,30 @@
+// Package reaper owns every child process of mainstay: it is the only code
+// in the program that calls wait4, and the only way to start a child.
+//
+// # Invariants
+//
+//   - One goroutine, driven by SIGCHLD, drains wait4(-1, WNOHANG|WUNTRACED|WCONTINUED)
+//     until it returns 0 or ECHILD. Nothing else may call [exec.Cmd.Wait],
+//     [exec.Cmd.Run], [exec.Cmd.Output] or [exec.Cmd.CombinedOutput] to learn
+//     a status: a second waiter steals statuses (measured: half of them).
+//   - The registry mutex is held across [exec.Cmd.Start] and the insert into
+//     the registry, and across each wait4 and its lookup. A child that exits
+//     at once is therefore never mistaken for an orphan, and a reaped PID
+//     cannot be reused by a new child between the reap and the lookup.
+//   - A signal to a registered child is sent under the same mutex, and only
+//     while the child is unreaped, so it can never reach a recycled PID.
+//   - Every child is started in its own process group (Setpgid), as a job is
+//     under "set -m"; its process-group ID equals its PID.
+//   - When mainstay is not PID 1, the reaper makes it a child subreaper before
+//     the first child starts, so orphaned descendants are reparented to it and
+//     reaped here.
+//   - Exit statuses map to exit codes in one place, [Exit.Code]: N for exit
+//     status N, 128+N for death by signal N. Failures to start map in
+//     [StartFailureCode]: 127 not found, 126 not executable.
+//
+// [Reaper.Sweep] ends the program's life: it refuses new children, sends
+// SIGTERM (then SIGKILL after a grace period) to every remaining descendant
+// and returns only when wait4 reports ECHILD. As PID 1 it signals with
+// kill(-1); otherwise it walks /proc and signals each descendant through a
+// pidfd, because kill(-1) would reach processes that are not ours.
+package reaper

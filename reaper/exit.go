@@ -1,0 +1,49 @@
+package reaper
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os/exec"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exit is how a child process ended.
+type Exit struct {
+	status unix.WaitStatus
+}
+
+// Code is the exit code a shell would report for the process: its exit
+// status, or 128+N when signal N killed it.
+func (e Exit) Code() int {
+	if e.status.Signaled() {
+		return 128 + int(e.status.Signal())
+	}
+	return e.status.ExitStatus()
+}
+
+// Success reports whether the process exited with status 0.
+func (e Exit) Success() bool { return e.status.Exited() && e.status.ExitStatus() == 0 }
+
+// Signaled reports whether a signal killed the process.
+func (e Exit) Signaled() bool { return e.status.Signaled() }
+
+// String describes the exit as "exit status N" or "killed by SIGNAME".
+func (e Exit) String() string {
+	if e.status.Signaled() {
+		return "killed by " + unix.SignalName(e.status.Signal())
+	}
+	return fmt.Sprintf("exit status %d", e.status.ExitStatus())
+}
+
+// StartFailureCode is the exit code a shell reports when it cannot run a
+// command: 127 when the program does not exist, 126 when it exists but
+// cannot be executed (permission denied, not an executable format, a
+// directory). Any other error gives 126 as well.
+func StartFailureCode(err error) int {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return 127
+	}
+	return 126
+}

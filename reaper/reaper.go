@@ -1,0 +1,212 @@
+package reaper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	// ErrClosed is returned by [Reaper.Start] once [Reaper.Sweep] has begun.
+	ErrClosed = errors.New("reaper: shutting down, no new processes")
+
+	started atomic.Bool
+)
+
+// Reaper reaps every child of the program and hands each registered child's
+// exit status to its owner. Its methods are safe for concurrent use.
+type Reaper struct {
+	log    *slog.Logger
+	pid1   bool
+	sigchl chan os.Signal
+
+	mu     sync.Mutex
+	procs  map[int]*Proc // registered children that have not exited
+	closed bool          // Sweep has begun
+}
+
+// Start makes the program a reaper: it becomes a child subreaper when it is
+// not PID 1 (logging a warning when the kernel refuses), subscribes to
+// SIGCHLD, reaps whatever already exited, and starts the goroutine that
+// reaps from then on. A program has at most one Reaper; a second call fails.
+func Start(log *slog.Logger) (*Reaper, error) {
+	if !started.CompareAndSwap(false, true) {
+		return nil, errors.New("internal error: reaper started twice")
+	}
+	r := &Reaper{
+		log:    log,
+		pid1:   os.Getpid() == 1,
+		sigchl: make(chan os.Signal, 1), // SIGCHLDs coalesce; one pending wake-up is enough
+		procs:  make(map[int]*Proc),
+	}
+	if !r.pid1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			log.Warn("not PID 1 and cannot become a child subreaper: orphans of main will not be reaped", "err", err)
+		} else {
+			log.Debug("not PID 1: running as a child subreaper", "pid", os.Getpid())
+		}
+	}
+	signal.Notify(r.sigchl, unix.SIGCHLD)
+	r.drain()
+	go func() {
+		for range r.sigchl {
+			r.drain()
+		}
+	}()
+	return r, nil
+}
+
+// PID1 reports whether the program is PID 1 of its PID namespace.
+func (r *Reaper) PID1() bool { return r.pid1 }
+
+// Proc is a child started by [Reaper.Start].
+type Proc struct {
+	r    *Reaper
+	cmd  *exec.Cmd
+	pid  int
+	done chan struct{} // closed when the child has been reaped
+
+	// Guarded by r.mu.
+	stopped bool
+	exited  bool
+	status  unix.WaitStatus
+
+	release sync.Once
+}
+
+// Start starts cmd in a process group of its own and registers it, so its
+// exit status is kept for [Proc.Wait]. It is the only way the program starts
+// a child. Start returns [ErrClosed] once [Reaper.Sweep] has begun, and
+// cmd.Start's error when the command cannot be started.
+func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pgid = 0
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	r.procs[p.pid] = p
+	return p, nil
+}
+
+// Run starts cmd, waits for it to exit and returns how it ended. When ctx is
+// done first, the child's whole process group is killed (SIGKILL) and Run
+// still waits for the child. The error is cmd.Start's, or [ErrClosed].
+func (r *Reaper) Run(ctx context.Context, cmd *exec.Cmd) (Exit, error) {
+	p, err := r.Start(cmd)
+	if err != nil {
+		return Exit{}, err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.SignalGroup(unix.SIGKILL)
+	}
+	return p.Wait(), nil
+}
+
+// drain reaps every child that has changed state, and reports whether the
+// program has no children left at all (wait4 said ECHILD).
+func (r *Reaper) drain() (childless bool) {
+	for {
+		var ws unix.WaitStatus
+		r.mu.Lock()
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WUNTRACED|unix.WCONTINUED, nil)
+		if err == unix.EINTR {
+			r.mu.Unlock()
+			continue
+		}
+		if err != nil || pid <= 0 {
+			r.mu.Unlock()
+			if err != nil && err != unix.ECHILD {
+				r.log.Error("internal error: wait4", "err", err)
+			}
+			return err == unix.ECHILD
+		}
+		p := r.procs[pid]
+		if p != nil {
+			switch {
+			case ws.Stopped():
+				p.stopped = true
+			case ws.Continued():
+				p.stopped = false
+			default:
+				delete(r.procs, pid)
+				p.exited, p.stopped, p.status = true, false, ws
+				close(p.done)
+			}
+		}
+		r.mu.Unlock()
+		if p == nil && (ws.Exited() || ws.Signaled()) {
+			r.log.Debug("reaped orphan", "pid", pid, "exit_code", Exit{ws}.Code())
+		}
+	}
+}
+
+// PID is the child's process ID, which is also its process-group ID.
+func (p *Proc) PID() int { return p.pid }
+
+// Done is closed once the child has exited and been reaped.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Wait blocks until the child has exited and returns how. It also waits for
+// the command's I/O copying to finish (bounded by cmd.WaitDelay) and releases
+// the process handle. It may be called any number of times, from any goroutine.
+func (p *Proc) Wait() Exit {
+	<-p.done
+	p.release.Do(func() {
+		// The status is already ours; Cmd.Wait only flushes the I/O
+		// goroutines here. Its "no child processes" error is expected.
+		_ = p.cmd.Wait()
+		_ = p.cmd.Process.Release()
+	})
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	return Exit{p.status}
+}
+
+// Stopped reports whether the child is stopped by a job-control signal.
+func (p *Proc) Stopped() bool {
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	return p.stopped
+}
+
+// Signal sends sig to the child. It does nothing, and returns nil, once the
+// child has been reaped: its PID may belong to another process by then.
+func (p *Proc) Signal(sig syscall.Signal) error { return p.kill(p.pid, sig) }
+
+// SignalGroup sends sig to the child's process group, under the same rule
+// as [Proc.Signal]: only while the group leader is unreaped, so the group ID
+// cannot have been reused.
+func (p *Proc) SignalGroup(sig syscall.Signal) error { return p.kill(-p.pid, sig) }
+
+func (p *Proc) kill(target int, sig syscall.Signal) error {
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	if p.exited {
+		return nil
+	}
+	if err := unix.Kill(target, sig); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("send %s to %d: %w", unix.SignalName(sig), target, err)
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package reaper
+
+import (
+	"bytes"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sweep makes sure no descendant outlives the program. It refuses new
+// children, then sends SIGTERM and SIGCONT (so stopped processes can act on
+// it) to every remaining descendant, waits up to grace for them to exit,
+// sends SIGKILL to whatever is left, and returns once wait4 reports that the
+// program has no children at all. It returns at once when there are none.
+//
+// As PID 1 it signals with kill(-1), which reaches every process of the PID
+// namespace but the caller, whatever its session or group. Otherwise it walks
+// /proc for descendants and signals each through a pidfd; as a subreaper the
+// program inherits every orphaned descendant, so the walk sees them all.
+func (r *Reaper) Sweep(grace time.Duration) {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+
+	// A second subscriber: the reaper goroutine may be the one that reaps
+	// the last child, and this channel still hears its SIGCHLD.
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, unix.SIGCHLD)
+	defer signal.Stop(chld)
+	if r.drain() {
+		return
+	}
+	n := r.signalAll(unix.SIGTERM)
+	r.signalAll(unix.SIGCONT)
+	r.log.Info("stopping leftover processes", "count", n, "grace", grace)
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	killing := false
+	for !r.drain() {
+		if killing {
+			// New orphans may have been reparented to us since.
+			r.signalAll(unix.SIGKILL)
+		}
+		select {
+		case <-chld:
+		case <-deadline.C:
+			killing = true
+			r.log.Warn("leftover processes did not exit within grace; killing them", "count", r.signalAll(unix.SIGKILL))
+		}
+	}
+}
+
+// signalAll sends sig to every descendant and returns how many it reached.
+func (r *Reaper) signalAll(sig syscall.Signal) int {
+	if r.pid1 {
+		n := len(descendants(1))
+		_ = unix.Kill(-1, sig)
+		return n
+	}
+	n := 0
+	for pid, ppid := range descendants(os.Getpid()) {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone already
+		}
+		// The pidfd pins the process; check it is still the one we saw.
+		if parent(pid) == ppid && unix.PidfdSendSignal(fd, sig, nil, 0) == nil {
+			n++
+		}
+		unix.Close(fd)
+	}
+	return n
+}
+
+// descendants maps each live descendant of root to its parent, read from
+// /proc/PID/stat.
+func descendants(root int) map[int]int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := make(map[int][]int)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := parent(pid); pp > 0 {
+			children[pp] = append(children[pp], pid)
+		}
+	}
+	out := make(map[int]int)
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			if _, seen := out[c]; !seen && c != root {
+				out[c] = p
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
+}
+
+// parent returns the parent PID of pid, or -1 when pid is gone. The command
+// name in /proc/PID/stat may hold spaces and parentheses, so the fields are
+// read after its last ')'.
+func parent(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := bytes.Fields(b[i+1:]) // state, ppid, ...
+	if len(f) < 2 {
+		return -1
+	}
+	pp, err := strconv.Atoi(string(f[1]))
+	if err != nil {
+		return -1
+	}
+	return pp
+}
