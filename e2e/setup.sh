@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the demo and the end-to-end tests need, from Debian's
+# packages, when it is missing: PostgreSQL (server and client), procps (ps),
+# util-linux (unshare, setpriv). Idempotent; needs root on a fresh machine.
+# Debian's postgresql package creates and may start a cluster "main" that
+# mainstay does not use: it is stopped, so nothing is left listening.
+set -euo pipefail
+
+need=()
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+[ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/postgres" ] || need+=(postgresql)
+command -v psql >/dev/null || need+=(postgresql-client)
+command -v ps >/dev/null || need+=(procps)
+command -v unshare >/dev/null && command -v setpriv >/dev/null || need+=(util-linux)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Stop any cluster the package started; our tests use their own initdb
+# directories and ports.
+if command -v pg_lsclusters >/dev/null; then
+  pg_lsclusters --no-header 2>/dev/null | while read -r ver name _port status _rest; do
+    if [ "$status" = online ]; then pg_ctlcluster "$ver" "$name" stop || true; fi
+  done
+fi
+echo "setup: PostgreSQL binaries in $(pg_bin)" >&2
