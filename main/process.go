@@ -90,9 +90,12 @@ func (p *Process) Stop() {
 	p.stopOnce.Do(func() { close(p.stop) })
 }
 
-// loop is the only code that signals main.
+// loop is the only code that signals main. It returns once main has
+// exited, but the subscription stays: without a handler, a SIGTERM during
+// the final sweep would make a Go PID 1 exit 2, and anywhere else kill
+// mainstay before its leftovers are stopped. Later signals fill the
+// channel's buffer and are then dropped.
 func (p *Process) loop() {
-	defer signal.Stop(p.sigs)
 	var kill <-chan time.Time
 	stopping := func(why string) {
 		if kill == nil {

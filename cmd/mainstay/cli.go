@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,9 @@ Exit codes: MAIN's own (128+N when signal N killed it); 2 bad usage;
 124 not ready in time or a helper timed out; a failed helper's own code;
 126 cannot execute; 127 not found.`
 
+// envPrefix starts the name of every environment variable mainstay reads.
+const envPrefix = "MAINSTAY"
+
 // parse reads args and the environment into a CLI. Bad input is returned
 // as an error that names the flag (or variable) and the value.
 func parse(args []string, version string) (*CLI, error) {
@@ -54,7 +58,7 @@ func parse(args []string, version string) (*CLI, error) {
 	parser, err := kong.New(&cli,
 		kong.Name("mainstay"),
 		kong.Description(description),
-		kong.DefaultEnvars("MAINSTAY"),
+		kong.DefaultEnvars(envPrefix),
 		kong.Vars{"version": version},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
@@ -64,7 +68,28 @@ func parse(args []string, version string) (*CLI, error) {
 	if _, err := parser.Parse(args); err != nil {
 		return nil, err
 	}
+	if err := checkEnvironment(parser, os.Environ()); err != nil {
+		return nil, err
+	}
 	return &cli, nil
+}
+
+// checkEnvironment refuses a MAINSTAY_* variable that no flag reads: a
+// misspelt MAINSTAY_READY_TIMOUT would otherwise be ignored in silence.
+func checkEnvironment(parser *kong.Kong, environ []string) error {
+	known := map[string]bool{}
+	for _, f := range parser.Model.Flags {
+		for _, e := range f.Envs {
+			known[e] = true
+		}
+	}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
+			return fmt.Errorf("unknown environment variable %s: mainstay reads only the MAINSTAY_* variables that --help lists", name)
+		}
+	}
+	return nil
 }
 
 // Validate checks what kong's types cannot; kong calls it after parsing.
