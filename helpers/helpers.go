@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -42,10 +43,17 @@ type Config struct {
 	Timeout   time.Duration
 	OnFailure Policy
 	Runner    Runner
+	// Credential, when set, is the user the tasks run as.
+	Credential *syscall.Credential
+	// Env is the tasks' environment; nil means mainstay's own.
+	Env []string
 	// TTY, when not nil, is the controlling terminal: each task runs as its
 	// foreground job.
 	TTY *os.File
 	Log *slog.Logger
+	// OnContinue, when set, is called for each task that failed under
+	// Continue, after it is logged.
+	OnContinue func(*Error)
 }
 
 // Error is a task that failed.
@@ -101,6 +109,9 @@ func Run(ctx context.Context, tasks []Task, cfg Config) error {
 		}
 		if cfg.OnFailure == Continue {
 			cfg.Log.Warn("helper failed; continuing", "helper", t.Name, "err", err, "remaining", len(tasks)-i-1)
+			if cfg.OnContinue != nil {
+				cfg.OnContinue(err)
+			}
 			continue
 		}
 		return err
@@ -108,7 +119,7 @@ func Run(ctx context.Context, tasks []Task, cfg Config) error {
 	return nil
 }
 
-func run(ctx context.Context, t Task, cfg Config) error {
+func run(ctx context.Context, t Task, cfg Config) *Error {
 	tctx := ctx
 	if cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -120,8 +131,10 @@ func run(ctx context.Context, t Task, cfg Config) error {
 		return &Error{Task: t, Err: cmd.Err}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = cfg.Env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.Credential}
 	if cfg.TTY != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: int(cfg.TTY.Fd())}
+		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(cfg.TTY.Fd())
 	}
 	start := time.Now()
 	cfg.Log.Info("helper started", "helper", t.Name)
@@ -138,4 +151,30 @@ func run(ctx context.Context, t Task, cfg Config) error {
 	}
 	cfg.Log.Info("helper succeeded", "helper", t.Name, "elapsed", elapsed)
 	return nil
+}
+
+// Dir lists the tasks in dir, the /docker-entrypoint.d convention: every
+// executable regular file (symbolic links followed), in lexical order, each
+// run without arguments. Other entries are skipped with a warning.
+func Dir(dir string, log *slog.Logger) ([]Task, error) {
+	ents, err := os.ReadDir(dir) // sorted by name
+	if err != nil {
+		return nil, fmt.Errorf("helpers directory: %w", err)
+	}
+	var tasks []Task
+	for _, e := range ents {
+		path := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(path)
+		switch {
+		case err != nil:
+			log.Warn("skipping helpers-dir entry", "path", path, "err", err)
+		case !fi.Mode().IsRegular():
+			log.Warn("skipping helpers-dir entry: not a regular file", "path", path)
+		case fi.Mode().Perm()&0o111 == 0:
+			log.Warn("skipping helpers-dir entry: not executable", "path", path)
+		default:
+			tasks = append(tasks, Task{Name: path, Argv: []string{path}})
+		}
+	}
+	return tasks, nil
 }

@@ -22,6 +22,10 @@ type Options struct {
 	Grace time.Duration
 	// Group sends every signal to main's process group instead of main.
 	Group bool
+	// Credential, when set, is the user main runs as.
+	Credential *syscall.Credential
+	// Env is main's environment; nil means mainstay's own.
+	Env []string
 }
 
 // Process is the running main process.
@@ -37,6 +41,7 @@ type Process struct {
 	stopOnce  sync.Once
 	aborted   chan struct{} // closed when a signal aborted start-up
 	abortSig  syscall.Signal
+	stopping  chan struct{} // closed when main is first asked to stop
 }
 
 // Start subscribes to the signals mainstay forwards, then starts argv as
@@ -45,16 +50,19 @@ type Process struct {
 // [reaper.StartFailureCode] for its exit code.
 func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Process, error) {
 	p := &Process{
-		opts:    opts,
-		log:     log,
-		sigs:    make(chan os.Signal, 64),
-		started: make(chan struct{}),
-		stop:    make(chan struct{}),
-		aborted: make(chan struct{}),
+		opts:     opts,
+		log:      log,
+		sigs:     make(chan os.Signal, 64),
+		started:  make(chan struct{}),
+		stop:     make(chan struct{}),
+		aborted:  make(chan struct{}),
+		stopping: make(chan struct{}),
 	}
 	signal.Notify(p.sigs, forwarded...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = opts.Env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opts.Credential}
 	proc, err := r.Start(cmd)
 	if err != nil {
 		signal.Stop(p.sigs)
@@ -84,6 +92,10 @@ func (p *Process) AbortSignal() syscall.Signal {
 	return p.abortSig
 }
 
+// Stopping is closed the first time main is asked to stop: by [Process.Stop],
+// or by a forwarded SIGTERM, SIGINT or SIGQUIT.
+func (p *Process) Stopping() <-chan struct{} { return p.stopping }
+
 // Stop asks main to stop: it sends the stop signal, then SIGKILL when main
 // has not exited within the grace period. Stop does not block; use Wait.
 func (p *Process) Stop() {
@@ -97,10 +109,11 @@ func (p *Process) Stop() {
 // channel's buffer and are then dropped.
 func (p *Process) loop() {
 	var kill <-chan time.Time
-	stopping := func(why string) {
+	askStop := func(why string) {
 		if kill == nil {
 			p.log.Info("stopping main", "pid", p.PID(), "reason", why, "grace", p.opts.Grace)
 			kill = time.After(p.opts.Grace)
+			close(p.stopping)
 		}
 	}
 	stop := p.stop
@@ -111,7 +124,7 @@ func (p *Process) loop() {
 		case <-stop:
 			stop = nil
 			p.send(p.opts.StopSignal)
-			stopping("start-up failed")
+			askStop("start-up failed")
 		case <-kill:
 			p.log.Warn("main did not exit within grace; killing it", "pid", p.PID(), "grace", p.opts.Grace)
 			p.send(unix.SIGKILL)
@@ -124,7 +137,7 @@ func (p *Process) loop() {
 					close(p.aborted)
 				}
 				p.send(p.opts.StopSignal)
-				stopping("signal " + SignalName(got))
+				askStop("signal " + SignalName(got))
 				continue
 			}
 			sig := got
@@ -134,7 +147,7 @@ func (p *Process) loop() {
 			p.log.Debug("forwarding signal", "signal", SignalName(sig), "pid", p.PID(), "group", p.opts.Group)
 			p.send(sig)
 			if asksToStop(got) {
-				stopping("signal " + SignalName(got))
+				askStop("signal " + SignalName(got))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -27,9 +28,15 @@ type CLI struct {
 	HelperTimeout   time.Duration `default:"0s" help:"Kill a helper (and its process group) that runs longer than this; it counts as failed with exit code 124. 0 means no limit (${default})."`
 	OnHelperFailure string        `enum:"stop,continue" default:"stop" help:"What a failed helper does: stop (stop main, exit with the helper's code) or continue (log it, run the next) (${default})."`
 
+	HelpersDir string `placeholder:"DIR" help:"Also run every executable file in DIR, in lexical order, after the --helper commands (/docker-entrypoint.d style); other files are skipped with a warning."`
+	OnceMarker string `placeholder:"PATH" help:"Skip the helpers when PATH exists; create PATH once every helper succeeded (first-boot initialisation that a failed boot retries)."`
+	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'."`
+
 	StopSignal  signalFlag    `default:"TERM" placeholder:"SIG" help:"Signal that asks main to stop; it replaces SIGTERM when forwarding (TERM, SIGINT, 2, ...) (${default})."`
 	Grace       time.Duration `default:"10s" help:"How long main may take to exit once asked to stop, and leftover processes once main exited, before SIGKILL (${default})."`
 	SignalGroup bool          `help:"Send signals to main's whole process group instead of main alone."`
+
+	User userFlag `placeholder:"USER[:GROUP]" help:"Run main and the helpers as this user (name or number) and group; HOME, USER and LOGNAME from the user's entry; supplementary groups reset. Needs mainstay to run as root."`
 
 	LogFormat string `enum:"text,json" default:"text" help:"Format of mainstay's own log lines on stderr: text or json (${default})."`
 	LogLevel  string `enum:"debug,info,warn,error" default:"info" help:"Least severe of mainstay's log lines to print: debug, info, warn or error (${default})."`
@@ -43,6 +50,10 @@ type CLI struct {
 const description = `Run MAIN as the container's main process: wait until it is ready, run the
 helpers in order, then keep MAIN in the foreground until it exits. mainstay
 reaps zombies, forwards signals and exits with MAIN's exit code.
+
+mainstay health [--ready-file PATH] reports the state published through
+--ready-file: it prints starting, ready, stopping or gone, and exits 0 only
+when ready (for HEALTHCHECK and Kubernetes exec probes).
 
 Exit codes: MAIN's own (128+N when signal N killed it); 2 bad usage;
 124 not ready in time or a helper timed out; a failed helper's own code;
@@ -123,10 +134,31 @@ func (c *CLI) Validate() error {
 			return fmt.Errorf("%s: %s is not positive", d.flag, d.v)
 		}
 	}
+	for _, d := range []struct{ flag, dir string }{
+		{"--helpers-dir", c.HelpersDir}, {"--ready-file", parentDir(c.ReadyFile)}, {"--once-marker", parentDir(c.OnceMarker)},
+	} {
+		if d.dir == "" {
+			continue
+		}
+		if fi, err := os.Stat(d.dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s: %s is not a directory", d.flag, d.dir)
+		}
+	}
+	if err := c.User.checkCanSwitch(); err != nil {
+		return err
+	}
 	if c.ReadyInterval > c.ReadyMaxInterval {
 		return fmt.Errorf("--ready-interval %s is longer than --ready-max-interval %s", c.ReadyInterval, c.ReadyMaxInterval)
 	}
 	return nil
+}
+
+// parentDir is the directory path would be created in, or "" for "".
+func parentDir(path string) string {
+	if path == "" {
+		return ""
+	}
+	return filepath.Dir(path)
 }
 
 // mainArgv is main's command line, from --main or after --.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/mainstay-dev/mainstay/helpers"
 	mainproc "github.com/mainstay-dev/mainstay/main"
@@ -25,6 +26,9 @@ import (
 var version = ""
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "health" {
+		os.Exit(health(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
@@ -37,6 +41,12 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(stderr, cli.LogFormat, cli.LogLevel)
+	rf := &readyFile{path: cli.ReadyFile}
+	if err := rf.set(stateStarting); err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: --ready-file: %v\n", err)
+		return 2
+	}
+	defer rf.clear()
 
 	r, err := reaper.Start(log)
 	if err != nil {
@@ -49,12 +59,21 @@ func run(args []string, stderr io.Writer) int {
 		StopSignal: syscall.Signal(cli.StopSignal),
 		Grace:      cli.Grace,
 		Group:      cli.SignalGroup,
+		Credential: cli.User.cred,
+		Env:        cli.User.environ(),
 	}, log)
 	if err != nil {
 		log.Error("cannot start main", "argv", argv, "err", err)
 		return reaper.StartFailureCode(err)
 	}
 	log.Info("main started", "pid", p.PID(), "argv", argv)
+	go func() {
+		select {
+		case <-p.Stopping():
+		case <-p.Done():
+		}
+		rf.set(stateStopping)
+	}()
 
 	// Start-up ends early when main exits or a signal aborts it.
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -78,16 +97,23 @@ func run(args []string, stderr io.Writer) int {
 		Log:            log,
 	})
 	if err == nil {
-		err = helpers.Run(ctx, cli.tasks(), helpers.Config{
-			Timeout:   cli.HelperTimeout,
-			OnFailure: helpers.Policy(cli.OnHelperFailure),
-			Runner:    r,
-			TTY:       tty,
-			Log:       log,
+		err = cli.runHelpers(ctx, helpers.Config{
+			Timeout:    cli.HelperTimeout,
+			OnFailure:  helpers.Policy(cli.OnHelperFailure),
+			Runner:     r,
+			Credential: cli.User.cred,
+			Env:        cli.User.environ(),
+			TTY:        tty,
+			Log:        log,
 		})
 	}
 	if err != nil {
 		return failStartup(err, p, r, cli, log)
+	}
+	if err := rf.set(stateReady); err != nil {
+		log.Error("cannot write the ready file", "path", cli.ReadyFile, "err", err)
+	} else if cli.ReadyFile != "" {
+		log.Info("ready file written", "path", cli.ReadyFile)
 	}
 
 	p.Foreground(tty)
@@ -143,12 +169,47 @@ func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log
 	return code
 }
 
-func (c *CLI) tasks() []helpers.Task {
-	ts := make([]helpers.Task, len(c.Helper))
-	for i, h := range c.Helper {
-		ts[i] = helpers.Task{Name: h.line, Argv: h.argv}
+// runHelpers runs the --helper commands, then those in --helpers-dir,
+// unless the --once-marker exists; it creates the marker once every helper
+// succeeded.
+func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
+	if c.OnceMarker != "" {
+		if _, err := os.Stat(c.OnceMarker); err == nil {
+			cfg.Log.Info("once marker exists: skipping the helpers", "path", c.OnceMarker)
+			return nil
+		}
 	}
-	return ts
+	tasks := make([]helpers.Task, len(c.Helper))
+	for i, h := range c.Helper {
+		tasks[i] = helpers.Task{Name: h.line, Argv: h.argv}
+	}
+	if c.HelpersDir != "" {
+		more, err := helpers.Dir(c.HelpersDir, cfg.Log)
+		if err != nil {
+			return err
+		}
+		tasks = append(tasks, more...)
+	}
+	failed := 0
+	cfg.OnContinue = func(*helpers.Error) { failed++ }
+	if err := helpers.Run(ctx, tasks, cfg); err != nil {
+		return err
+	}
+	if c.OnceMarker == "" {
+		return nil
+	}
+	if failed > 0 {
+		cfg.Log.Warn("a helper failed: once marker not written, the helpers run again at the next start", "path", c.OnceMarker, "failed", failed)
+		return nil
+	}
+	// A marker that cannot be written costs a re-run at the next start,
+	// not this one: main keeps running.
+	if err := writeAtomic(c.OnceMarker, time.Now().UTC().Format(time.RFC3339)+"\n"); err != nil {
+		cfg.Log.Error("cannot write the once marker: the helpers will run again at the next start", "path", c.OnceMarker, "err", err)
+	} else {
+		cfg.Log.Info("once marker written", "path", c.OnceMarker)
+	}
+	return nil
 }
 
 // newLogger writes mainstay's own lines to w: text lines prefixed with

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/alecthomas/kong"
+)
+
+// HealthCLI is "mainstay health": a readiness check for HEALTHCHECK and
+// Kubernetes exec probes in images with no shell or curl.
+type HealthCLI struct {
+	ReadyFile string `required:"" placeholder:"PATH" env:"MAINSTAY_READY_FILE" help:"The --ready-file of the mainstay to check."`
+}
+
+const healthDescription = `Report whether mainstay's main is ready: print its state (starting, ready,
+stopping or gone) and exit 0 when ready, 1 when not, 2 on bad usage.
+Ready means main passed its readiness probes and every helper succeeded.`
+
+// health runs "mainstay health ARGS" and returns its exit code.
+func health(args []string, stdout, stderr io.Writer) int {
+	var cli HealthCLI
+	exited := -1
+	parser, err := kong.New(&cli,
+		kong.Name("mainstay health"),
+		kong.Description(healthDescription),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exited = code }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "mainstay health: internal error: %v\n", err)
+		return 2
+	}
+	if _, err := parser.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "mainstay health: error: %v\n", err)
+		return 2
+	}
+	if exited >= 0 { // --help
+		return exited
+	}
+	state := readState(cli.ReadyFile)
+	fmt.Fprintln(stdout, state)
+	if state != stateReady {
+		return 1
+	}
+	return 0
+}
