@@ -31,13 +31,17 @@ type Probe interface {
 	String() string
 }
 
-// Parse reads a probe spec: tcp:PORT, tcp:HOST:PORT, file:PATH or
-// exec:COMMAND. COMMAND is split into words as a shell would split it
+// kinds lists the probe kinds for error messages.
+const kinds = "tcp, file, exec, http, https, https+insecure, unix"
+
+// Parse reads a probe spec: tcp:PORT, tcp:HOST:PORT, file:PATH,
+// exec:COMMAND, http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH,
+// https+insecure://HOST[:PORT]/PATH (any certificate accepted) or unix:PATH. COMMAND is split into words as a shell would split it
 // (quotes and backslashes), without running a shell.
 func Parse(spec string) (Probe, error) {
 	kind, arg, ok := strings.Cut(spec, ":")
 	if !ok {
-		return nil, fmt.Errorf("probe %q: want KIND:ARGUMENT with KIND tcp, file or exec", spec)
+		return nil, fmt.Errorf("probe %q: want KIND:ARGUMENT with KIND one of %s", spec, kinds)
 	}
 	switch kind {
 	case "tcp":
@@ -53,8 +57,17 @@ func Parse(spec string) (Probe, error) {
 			return nil, fmt.Errorf("probe %q: %w", spec, err)
 		}
 		return Exec{spec: spec, Argv: argv}, nil
+	case "http", "https":
+		return parseHTTP(spec, spec, false)
+	case "https+insecure":
+		return parseHTTP(spec, "https"+strings.TrimPrefix(spec, kind), true)
+	case "unix":
+		if arg == "" {
+			return nil, fmt.Errorf("probe %q: unix: needs a socket path", spec)
+		}
+		return Unix{spec: spec, Path: arg}, nil
 	}
-	return nil, fmt.Errorf("probe %q: unknown kind %q (want tcp, file or exec)", spec, kind)
+	return nil, fmt.Errorf("probe %q: unknown kind %q (want one of %s)", spec, kind, kinds)
 }
 
 // SplitCommand splits a command line into words as a POSIX shell would

@@ -147,8 +147,16 @@ func (w *waiter) run(ctx context.Context) error {
 		e.Reset()
 		b = e
 	}
+	// A probe with wake-ups gets its own timer, stopped with ctx; the
+	// wait's deferred cancel ends it once the probe passed.
+	var timer backoff.Timer
+	if wk, ok := w.probe.(waker); ok {
+		if ch := wk.wake(ctx); ch != nil {
+			timer = newWakeTimer(ctx, ch)
+		}
+	}
 	attempt := 0
-	err := backoff.RetryNotify(func() error {
+	err := backoff.RetryNotifyWithTimer(func() error {
 		attempt++
 		err := w.attempt(ctx)
 		w.mu.Lock()
@@ -159,7 +167,7 @@ func (w *waiter) run(ctx context.Context) error {
 		return err
 	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
 		w.cfg.Log.Debug("probe failed", "probe", w.probe.String(), "attempt", attempt, "delay", d, "err", err)
-	})
+	}, timer)
 	if err == nil {
 		w.passed = true
 		w.cfg.Log.Info("probe passed", "probe", w.probe.String(), "attempt", attempt)
