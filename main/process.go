@@ -1,6 +1,7 @@
 package mainproc
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -26,6 +27,10 @@ type Options struct {
 	Credential *syscall.Credential
 	// Env is main's environment; nil means mainstay's own.
 	Env []string
+	// Stdout and Stderr, when set, observe a copy of main's output (for
+	// log probes). Main then writes to pipes that mainstay copies to its
+	// own stdout and stderr unchanged; otherwise main inherits them.
+	Stdout, Stderr io.Writer
 }
 
 // Process is the running main process.
@@ -42,6 +47,7 @@ type Process struct {
 	aborted   chan struct{} // closed when a signal aborted start-up
 	abortSig  syscall.Signal
 	stopping  chan struct{} // closed when main is first asked to stop
+	outputs   []*output
 }
 
 // Start subscribes to the signals mainstay forwards, then starts argv as
@@ -63,7 +69,27 @@ func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Pr
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = opts.Env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opts.Credential}
+	var pipes []*os.File
+	for _, s := range []struct {
+		obs io.Writer
+		dst *os.File
+		fd  *io.Writer
+	}{{opts.Stdout, os.Stdout, &cmd.Stdout}, {opts.Stderr, os.Stderr, &cmd.Stderr}} {
+		if s.obs == nil {
+			continue
+		}
+		w, o, err := pipeOutput(s.dst, s.obs)
+		if err != nil {
+			return nil, err
+		}
+		pipes = append(pipes, w)
+		p.outputs = append(p.outputs, o)
+		*s.fd = w
+	}
 	proc, err := r.Start(cmd)
+	for _, w := range pipes {
+		w.Close() // main has its own copy now
+	}
 	if err != nil {
 		signal.Stop(p.sigs)
 		return nil, err
@@ -81,6 +107,11 @@ func (p *Process) Done() <-chan struct{} { return p.proc.Done() }
 
 // Wait blocks until main has exited and returns how.
 func (p *Process) Wait() reaper.Exit { return p.proc.Wait() }
+
+// FlushOutput waits, up to d, until main's output (when observed) has all
+// been copied: until every process that inherited main's stdout and stderr
+// is gone. Call it after the final sweep.
+func (p *Process) FlushOutput(d time.Duration) { flushOutputs(p.outputs, d) }
 
 // Aborted is closed when SIGTERM, SIGINT or SIGQUIT arrived during start-up.
 // Main has then been asked to stop.

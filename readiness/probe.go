@@ -32,11 +32,12 @@ type Probe interface {
 }
 
 // kinds lists the probe kinds for error messages.
-const kinds = "tcp, file, exec, http, https, https+insecure, unix"
+const kinds = "tcp, file, exec, http, https, https+insecure, unix, log"
 
 // Parse reads a probe spec: tcp:PORT, tcp:HOST:PORT, file:PATH,
 // exec:COMMAND, http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH,
-// https+insecure://HOST[:PORT]/PATH (any certificate accepted) or unix:PATH. COMMAND is split into words as a shell would split it
+// https+insecure://HOST[:PORT]/PATH (any certificate accepted), unix:PATH
+// or log:REGEX (Go RE2 syntax, matched against each line of main's output). COMMAND is split into words as a shell would split it
 // (quotes and backslashes), without running a shell.
 func Parse(spec string) (Probe, error) {
 	kind, arg, ok := strings.Cut(spec, ":")
@@ -61,6 +62,8 @@ func Parse(spec string) (Probe, error) {
 		return parseHTTP(spec, spec, false)
 	case "https+insecure":
 		return parseHTTP(spec, "https"+strings.TrimPrefix(spec, kind), true)
+	case "log":
+		return parseLog(spec, arg)
 	case "unix":
 		if arg == "" {
 			return nil, fmt.Errorf("probe %q: unix: needs a socket path", spec)

@@ -55,13 +55,15 @@ func run(args []string, stderr io.Writer) int {
 	}
 	tty := mainproc.OpenTerminal()
 	argv := cli.mainArgv()
-	p, err := mainproc.Start(r, argv, mainproc.Options{
+	opts := mainproc.Options{
 		StopSignal: syscall.Signal(cli.StopSignal),
 		Grace:      cli.Grace,
 		Group:      cli.SignalGroup,
 		Credential: cli.User.cred,
 		Env:        cli.User.environ(),
-	}, log)
+	}
+	opts.Stdout, opts.Stderr = cli.logWatchers()
+	p, err := mainproc.Start(r, argv, opts, log)
 	if err != nil {
 		log.Error("cannot start main", "argv", argv, "err", err)
 		return reaper.StartFailureCode(err)
@@ -121,7 +123,27 @@ func run(args []string, stderr io.Writer) int {
 	exit := p.Wait()
 	log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 	r.Sweep(cli.Grace)
+	p.FlushOutput(flushTimeout)
 	return exit.Code()
+}
+
+// flushTimeout bounds the wait for main's copied output at exit; the sweep
+// has already ended every process that could still write it.
+const flushTimeout = time.Second
+
+// logWatchers returns the writers that observe main's stdout and stderr
+// for the log: probes, or nils when there is none.
+func (c *CLI) logWatchers() (stdout, stderr io.Writer) {
+	var outs, errs []io.Writer
+	for _, pr := range c.Ready {
+		if lp, ok := pr.(*readiness.Log); ok {
+			outs, errs = append(outs, lp.Stream()), append(errs, lp.Stream())
+		}
+	}
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	return io.MultiWriter(outs...), io.MultiWriter(errs...)
 }
 
 var (
@@ -166,6 +188,7 @@ func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log
 		log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 	}
 	r.Sweep(cli.Grace)
+	p.FlushOutput(flushTimeout)
 	return code
 }
 
