@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the end-to-end tests need, from Debian's
-# packages, when it is missing: PostgreSQL (server and client), procps (ps),
-# util-linux (unshare, setpriv). Idempotent; needs root on a fresh machine.
+# packages, when it is missing: PostgreSQL (server, client, pgbench), Redis
+# (server and redis-cli), procps (ps), util-linux (unshare, setpriv). Idempotent; needs root on a fresh machine.
 # Debian's postgresql package creates and may start a cluster "main" that
 # mainstay does not use: it is stopped, so nothing is left listening.
 set -euo pipefail
@@ -10,6 +10,8 @@ need=()
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/postgres" ] || need+=(postgresql)
 command -v psql >/dev/null || need+=(postgresql-client)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v ps >/dev/null || need+=(procps)
 command -v unshare >/dev/null && command -v setpriv >/dev/null || need+=(util-linux)
 
@@ -26,5 +28,10 @@ if command -v pg_lsclusters >/dev/null; then
   pg_lsclusters --no-header 2>/dev/null | while read -r ver name _port status _rest; do
     if [ "$status" = online ]; then pg_ctlcluster "$ver" "$name" stop || true; fi
   done
+fi
+# The same for the redis-server package's own instance, where an init
+# system started one.
+if command -v service >/dev/null && pgrep -x redis-server >/dev/null 2>&1; then
+  service redis-server stop >/dev/null 2>&1 || true
 fi
 echo "setup: PostgreSQL binaries in $(pg_bin)" >&2

@@ -177,15 +177,16 @@ func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log
 	}
 	p.Stop()
 	exit := p.Wait()
-	if code < 0 {
-		if errors.Is(err, errMainExited) {
-			log.Error("main exited during start-up", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
-		} else {
-			log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
-		}
-		code = exit.Code()
-	} else {
+	switch {
+	case !errors.Is(err, errMainExited):
 		log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
+	case exit.Success():
+		log.Warn("main exited during start-up", "pid", p.PID(), "exit_code", 0, "status", exit.String())
+	default:
+		log.Error("main exited during start-up", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
+	}
+	if code < 0 {
+		code = exit.Code()
 	}
 	r.Sweep(cli.Grace)
 	p.FlushOutput(flushTimeout)
