@@ -40,7 +40,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, cli.LogFormat, cli.LogLevel)
+	log, setPhase := newLogger(stderr, cli.LogFormat, cli.LogLevel)
 	rf := &readyFile{path: cli.ReadyFile}
 	if err := rf.set(stateStarting); err != nil {
 		fmt.Fprintf(stderr, "mainstay: error: --ready-file: %v\n", err)
@@ -90,6 +90,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}()
 
+	setPhase(phaseReadiness)
 	err = readiness.Wait(ctx, cli.Ready, readiness.Config{
 		Timeout:        cli.ReadyTimeout,
 		Interval:       cli.ReadyInterval,
@@ -99,6 +100,7 @@ func run(args []string, stderr io.Writer) int {
 		Log:            log,
 	})
 	if err == nil {
+		setPhase(phaseHelpers)
 		err = cli.runHelpers(ctx, helpers.Config{
 			Timeout:    cli.HelperTimeout,
 			OnFailure:  helpers.Policy(cli.OnHelperFailure),
@@ -110,6 +112,7 @@ func run(args []string, stderr io.Writer) int {
 		})
 	}
 	if err != nil {
+		setPhase(phaseStop)
 		return failStartup(err, p, r, cli, log)
 	}
 	if err := rf.set(stateReady); err != nil {
@@ -118,9 +121,11 @@ func run(args []string, stderr io.Writer) int {
 		log.Info("ready file written", "path", cli.ReadyFile)
 	}
 
+	setPhase(phaseRun)
 	p.Foreground(tty)
 	log.Info("main in the foreground", "pid", p.PID())
 	exit := p.Wait()
+	setPhase(phaseStop)
 	log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 	r.Sweep(cli.Grace)
 	p.FlushOutput(flushTimeout)
@@ -234,28 +239,6 @@ func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
 		cfg.Log.Info("once marker written", "path", c.OnceMarker)
 	}
 	return nil
-}
-
-// newLogger writes mainstay's own lines to w: text lines prefixed with
-// "mainstay: ", or JSON objects with "logger":"mainstay".
-func newLogger(w io.Writer, format, level string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level)) // kong's enum already checked it
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)).With("logger", "mainstay")
-	}
-	return slog.New(slog.NewTextHandler(prefixWriter{w}, opts))
-}
-
-// prefixWriter prefixes each record; slog writes one record per Write.
-type prefixWriter struct{ w io.Writer }
-
-func (p prefixWriter) Write(b []byte) (int, error) {
-	if _, err := p.w.Write(append([]byte("mainstay: "), b...)); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }
 
 func buildVersion() string {
