@@ -48,9 +48,13 @@ type Config struct {
 	// Env is the tasks' environment; nil means mainstay's own.
 	Env []string
 	// TTY, when not nil, is the controlling terminal: each task runs as its
-	// foreground job.
+	// foreground job, with the terminal as its output, unprefixed.
 	TTY *os.File
-	Log *slog.Logger
+	// Prefix, when not empty and there is no TTY, is written before each
+	// line of a task's output; "{helper}" in it becomes the task's short
+	// name (its program's base name, with "#N" when several share it).
+	Prefix string
+	Log    *slog.Logger
 	// OnContinue, when set, is called for each task that failed under
 	// Continue, after it is logged.
 	OnContinue func(*Error)
@@ -96,11 +100,12 @@ func (e *Error) ExitCode() int {
 // failed under Continue), a *Error for the task that failed under Stop, and
 // context.Cause(ctx) when ctx is done first; the running task is killed then.
 func Run(ctx context.Context, tasks []Task, cfg Config) error {
+	names := shortNames(tasks)
 	for i, t := range tasks {
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
-		err := run(ctx, t, cfg)
+		err := run(ctx, t, names[i], cfg)
 		if err == nil {
 			continue
 		}
@@ -119,7 +124,12 @@ func Run(ctx context.Context, tasks []Task, cfg Config) error {
 	return nil
 }
 
-func run(ctx context.Context, t Task, cfg Config) *Error {
+// prefixDelay bounds how long a prefixed task's output is read after the
+// task exited: a background process it left holding the pipe must not hold
+// up the next task.
+const prefixDelay = time.Second
+
+func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 	tctx := ctx
 	if cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -135,6 +145,14 @@ func run(ctx context.Context, t Task, cfg Config) *Error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.Credential}
 	if cfg.TTY != nil {
 		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(cfg.TTY.Fd())
+	} else if cfg.Prefix != "" {
+		prefix := expandPrefix(cfg.Prefix, name)
+		stdout := &prefixer{w: os.Stdout, prefix: prefix}
+		stderr := &prefixer{w: os.Stderr, prefix: prefix}
+		defer stdout.Flush()
+		defer stderr.Flush()
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		cmd.WaitDelay = prefixDelay
 	}
 	start := time.Now()
 	cfg.Log.Info("helper started", "helper", t.Name)

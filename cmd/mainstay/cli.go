@@ -28,6 +28,8 @@ type CLI struct {
 	HelperTimeout   time.Duration `default:"0s" help:"Kill a helper (and its process group) that runs longer than this; it counts as failed with exit code 124. 0 means no limit (${default})."`
 	OnHelperFailure string        `enum:"stop,continue" default:"stop" help:"What a failed helper does: stop (stop main, exit with the helper's code) or continue (log it, run the next) (${default})."`
 
+	HelperPrefix string `default:"[{helper}] " placeholder:"TEMPLATE" help:"Written before each line a helper prints, so logs show who said what; {helper} is the helper's program name (with #N when several share it). Empty: no prefix. Never applied on a terminal, where helpers keep it as their output (${default})."`
+
 	HelpersDir string `placeholder:"DIR" help:"Also run every executable file in DIR, in lexical order, after the --helper commands (/docker-entrypoint.d style); other files are skipped with a warning."`
 	OnceMarker string `placeholder:"PATH" help:"Skip the helpers when PATH exists; create PATH once every helper succeeded (first-boot initialisation that a failed boot retries)."`
 	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'."`

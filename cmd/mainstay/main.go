@@ -108,6 +108,7 @@ func run(args []string, stderr io.Writer) int {
 			Credential: cli.User.cred,
 			Env:        cli.User.environ(),
 			TTY:        tty,
+			Prefix:     cli.HelperPrefix,
 			Log:        log,
 		})
 	}

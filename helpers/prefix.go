@@ -1,0 +1,84 @@
+package helpers
+
+import (
+	"bytes"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// maxPrefixedLine bounds how much of an unfinished line is held back
+// waiting for its newline; a longer line is written out in pieces.
+const maxPrefixedLine = 64 << 10
+
+// prefixer writes each line written to it to w, after prefix. An
+// unfinished line waits for its newline (up to maxPrefixedLine) or for
+// Flush. It is safe for concurrent use.
+type prefixer struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix []byte
+	line   []byte
+}
+
+func (p *prefixer) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			p.line = append(p.line, b...)
+			if len(p.line) >= maxPrefixedLine {
+				p.emit(append(p.line, '\n'))
+			}
+			break
+		}
+		p.line = append(p.line, b[:i+1]...)
+		p.emit(p.line)
+		b = b[i+1:]
+	}
+	return n, nil
+}
+
+// emit writes prefix+line and empties the buffer. A failed write to
+// mainstay's own output must not fail the helper, so errors are dropped.
+func (p *prefixer) emit(line []byte) {
+	out := make([]byte, 0, len(p.prefix)+len(line))
+	out = append(append(out, p.prefix...), line...)
+	p.w.Write(out)
+	p.line = p.line[:0]
+}
+
+// Flush writes an unfinished last line, ended by a newline.
+func (p *prefixer) Flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.line) > 0 {
+		p.emit(append(p.line, '\n'))
+	}
+}
+
+// shortNames names each task for its prefix: the base name of its program,
+// followed by "#N" (its position, from 1) when several tasks share it.
+func shortNames(tasks []Task) []string {
+	count := map[string]int{}
+	for _, t := range tasks {
+		count[filepath.Base(t.Argv[0])]++
+	}
+	names := make([]string, len(tasks))
+	for i, t := range tasks {
+		names[i] = filepath.Base(t.Argv[0])
+		if count[names[i]] > 1 {
+			names[i] += "#" + strconv.Itoa(i+1)
+		}
+	}
+	return names
+}
+
+// expandPrefix fills the {helper} placeholder of a --helper-prefix template.
+func expandPrefix(template, name string) []byte {
+	return []byte(strings.ReplaceAll(template, "{helper}", name))
+}
