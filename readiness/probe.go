@@ -81,10 +81,11 @@ func SplitCommand(s string) ([]string, error) {
 	p := shellwords.NewParser()
 	words, err := p.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("command %q: unbalanced quotes or trailing backslash", s)
+		return nil, fmt.Errorf("command %q: cannot split it into words: unbalanced quotes, a trailing backslash, or an unquoted ( ) or backquote", s)
 	}
 	if p.Position >= 0 {
-		return nil, fmt.Errorf("command %q: contains a shell operator at %q; quote it, or run the command with sh -c", s, s[p.Position:])
+		// Position counts characters, not bytes.
+		return nil, fmt.Errorf("command %q: contains a shell operator at %q; quote it, or run the command with sh -c", s, string([]rune(s)[p.Position:]))
 	}
 	if len(words) == 0 {
 		return nil, fmt.Errorf("command %q: empty", s)

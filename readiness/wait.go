@@ -112,7 +112,7 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 			if !w.passed {
 				err := w.lastErr()
 				if err == nil {
-					err = errors.New("no attempt finished")
+					err = fmt.Errorf("no attempt finished within %s (--ready-attempt-timeout %s)", cfg.Timeout, cfg.AttemptTimeout)
 				}
 				nr.Failing = append(nr.Failing, Failure{w.probe, err})
 			}
@@ -160,7 +160,7 @@ func (w *waiter) run(ctx context.Context) error {
 		attempt++
 		err := w.attempt(ctx)
 		w.mu.Lock()
-		if ctx.Err() == nil || w.last == nil { // keep the real error, not "canceled"
+		if !over(ctx) { // keep the last real error, not the cancellation
 			w.last = err
 		}
 		w.mu.Unlock()
@@ -188,6 +188,17 @@ func (w *waiter) attempt(ctx context.Context) error {
 		return fmt.Errorf("attempt timed out after %s", w.cfg.AttemptTimeout)
 	}
 	return err
+}
+
+// over reports whether ctx is done or past its deadline. A dial that
+// starts at the deadline fails with "i/o timeout" a moment before ctx's own
+// timer marks it done.
+func over(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 func (w *waiter) lastErr() error {

@@ -47,6 +47,8 @@ type CLI struct {
 
 	Main commandFlag `placeholder:"'MAIN ARG...'" help:"Main command as one string, split into words like a shell would (quotes, backslashes), no shell run; instead of MAIN after --."`
 	Argv []string    `arg:"" optional:"" passthrough:"partial" name:"MAIN" help:"Main command and its arguments, usually after -- (Dockerfile ENTRYPOINT + CMD)."`
+
+	args []string // the command line, for error messages
 }
 
 const description = `Run MAIN as the container's main process: wait until it is ready, run the
@@ -67,7 +69,7 @@ const envPrefix = "MAINSTAY"
 // parse reads args and the environment into a CLI. Bad input is returned
 // as an error that names the flag (or variable) and the value.
 func parse(args []string, version string) (*CLI, error) {
-	var cli CLI
+	cli := CLI{args: args}
 	parser, err := kong.New(&cli,
 		kong.Name("mainstay"),
 		kong.Description(description),
@@ -115,6 +117,8 @@ func (c *CLI) Validate() error {
 		return fmt.Errorf("--main %q and a command after -- (%q) both given; use one", c.Main.line, strings.Join(c.Argv, " "))
 	case c.Main.argv == nil && len(c.Argv) == 0:
 		return errors.New("no main command: give it after -- or with --main")
+	case len(c.Argv) > 0 && c.Argv[0] == "":
+		return errors.New("main command: empty program name")
 	}
 	for _, d := range []struct {
 		flag string
@@ -123,7 +127,7 @@ func (c *CLI) Validate() error {
 		{"--ready-timeout", c.ReadyTimeout}, {"--helper-timeout", c.HelperTimeout}, {"--grace", c.Grace},
 	} {
 		if d.v < 0 {
-			return fmt.Errorf("%s: %s is negative", d.flag, d.v)
+			return fmt.Errorf("%s: %s is negative", c.source(d.flag), d.v)
 		}
 	}
 	for _, d := range []struct {
@@ -133,7 +137,7 @@ func (c *CLI) Validate() error {
 		{"--ready-interval", c.ReadyInterval}, {"--ready-max-interval", c.ReadyMaxInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
 	} {
 		if d.v <= 0 {
-			return fmt.Errorf("%s: %s is not positive", d.flag, d.v)
+			return fmt.Errorf("%s: %s is not positive", c.source(d.flag), d.v)
 		}
 	}
 	for _, d := range []struct{ flag, dir string }{
@@ -143,16 +147,34 @@ func (c *CLI) Validate() error {
 			continue
 		}
 		if fi, err := os.Stat(d.dir); err != nil || !fi.IsDir() {
-			return fmt.Errorf("%s: %s is not a directory", d.flag, d.dir)
+			return fmt.Errorf("%s: %s is not a directory", c.source(d.flag), d.dir)
 		}
 	}
 	if err := c.User.checkCanSwitch(); err != nil {
 		return err
 	}
 	if c.ReadyInterval > c.ReadyMaxInterval {
-		return fmt.Errorf("--ready-interval %s is longer than --ready-max-interval %s", c.ReadyInterval, c.ReadyMaxInterval)
+		return fmt.Errorf("%s %s is longer than %s %s", c.source("--ready-interval"), c.ReadyInterval, c.source("--ready-max-interval"), c.ReadyMaxInterval)
 	}
 	return nil
+}
+
+// source names where a flag's value came from: the flag, or its
+// environment variable when the command line does not give it.
+func (c *CLI) source(flag string) string {
+	for _, a := range c.args {
+		if a == "--" {
+			break
+		}
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			return flag
+		}
+	}
+	env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
+	if v, ok := os.LookupEnv(env); ok {
+		return fmt.Sprintf("%s (from %s=%q)", flag, env, v)
+	}
+	return flag
 }
 
 // parentDir is the directory path would be created in, or "" for "".
@@ -201,16 +223,16 @@ func (l *commandList) Decode(ctx *kong.DecodeContext) error {
 
 // decodeLines reads one flag value and passes each of its non-blank lines
 // to add: a newline separates items, which is how MAINSTAY_READY and
-// MAINSTAY_HELPER hold several. Commas, quotes and spaces are kept.
+// MAINSTAY_HELPER hold several, and an empty value holds none. Commas,
+// quotes and spaces are kept.
 func decodeLines(ctx *kong.DecodeContext, what string, add func(string) error) error {
 	var v string
 	if err := ctx.Scan.PopValueInto(what, &v); err != nil {
 		return err
 	}
-	lines := strings.Split(v, "\n")
-	for _, line := range lines {
-		if strings.TrimSpace(line) == "" && len(lines) > 1 {
-			continue
+	for _, line := range strings.Split(v, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue // so MAINSTAY_HELPER= switches off helpers baked into an image
 		}
 		if err := add(line); err != nil {
 			return err

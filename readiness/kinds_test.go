@@ -1,0 +1,199 @@
+package readiness_test
+
+import (
+	"context"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/mainstay-dev/mainstay/readiness"
+)
+
+func TestHTTPCheck(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/missing", http.StatusFound) // not followed: the 302 itself shows the server answers
+	})
+	mux.HandleFunc("/starting", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	})
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+	tlsSrv := httptest.NewUnstartedServer(mux)
+	// The probe without +insecure rejects the certificate by design; the
+	// server need not log each refused handshake.
+	tlsSrv.Config.ErrorLog = stdlog.New(io.Discard, "", 0)
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	tlsHost := tlsSrv.Listener.Addr().String()
+
+	tests := []struct {
+		name, spec, wantErr string
+	}{
+		{"2xx passes", plain.URL + "/ok", ""},
+		{"3xx passes without following", plain.URL + "/redirect", ""},
+		{"404 fails", plain.URL + "/missing", "HTTP 404 Not Found"},
+		{"503 fails", plain.URL + "/starting", "HTTP 503 Service Unavailable"},
+		{"closed port fails", "http://" + closedPort(t) + "/", "connection refused"},
+		{"https with an unknown certificate fails", "https://" + tlsHost + "/ok", "certificate"},
+		{"https+insecure accepts any certificate", "https+insecure://" + tlsHost + "/ok", ""},
+		{"https+insecure still checks the status", "https+insecure://" + tlsHost + "/starting", "HTTP 503"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkErr(t, mustParse(t, tt.spec).Check(context.Background(), runner), tt.wantErr)
+		})
+	}
+}
+
+func TestUnixCheck(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "app.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	regular := filepath.Join(dir, "regular")
+	if err := os.WriteFile(regular, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, spec, wantErr string
+	}{
+		{"listening socket passes", "unix:" + sock, ""},
+		{"absent socket fails", "unix:" + filepath.Join(dir, "absent.sock"), "no such file or directory"},
+		{"not a socket fails", "unix:" + regular, "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkErr(t, mustParse(t, tt.spec).Check(context.Background(), runner), tt.wantErr)
+		})
+	}
+}
+
+func TestLogCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		expr   string
+		writes []struct {
+			stream int
+			s      string
+		} // stream 0 is stdout, 1 stderr
+		pass bool
+	}{
+		{"whole line matches", "^ready$", []struct {
+			stream int
+			s      string
+		}{{0, "starting\nready\n"}}, true},
+		{"line split across writes", "^ready$", []struct {
+			stream int
+			s      string
+		}{{0, "rea"}, {0, "dy\n"}}, true},
+		{"carriage return ignored", "^ready$", []struct {
+			stream int
+			s      string
+		}{{1, "ready\r\n"}}, true},
+		{"unfinished line does not match", "^ready$", []struct {
+			stream int
+			s      string
+		}{{0, "ready"}}, false},
+		{"streams do not mix", "^ready$", []struct {
+			stream int
+			s      string
+		}{{0, "rea"}, {1, "dy\n"}}, false},
+		{"match is per line", "^a.*b$", []struct {
+			stream int
+			s      string
+		}{{0, "a\nb\n"}}, false},
+		{"no match", "listening", []struct {
+			stream int
+			s      string
+		}{{0, "starting\n"}, {1, "error\n"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, "log:"+tt.expr).(*readiness.Log)
+			streams := []io.Writer{p.Stream(), p.Stream()}
+			for _, w := range tt.writes {
+				if n, err := streams[w.stream].Write([]byte(w.s)); n != len(w.s) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			err := p.Check(context.Background(), runner)
+			if tt.pass {
+				checkErr(t, err, "")
+			} else {
+				checkErr(t, err, "no line of main's output has matched yet")
+			}
+		})
+	}
+}
+
+// Probes that can notice their condition (a file created, a log line
+// written) are attempted again at once, not after the backoff delay.
+func TestWaitWokenBeforeBackoffEnds(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T) (spec string, probe readiness.Probe, act func())
+	}{
+		{"file created", func(t *testing.T) (string, readiness.Probe, func()) {
+			f := filepath.Join(t.TempDir(), "ready")
+			spec := "file:" + f
+			return spec, mustParse(t, spec), func() {
+				if err := os.WriteFile(f, nil, 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+		}},
+		{"file renamed into place", func(t *testing.T) (string, readiness.Probe, func()) {
+			dir := t.TempDir()
+			f := filepath.Join(dir, "ready")
+			spec := "file:" + f
+			return spec, mustParse(t, spec), func() {
+				tmp := filepath.Join(dir, ".ready.tmp")
+				if err := os.WriteFile(tmp, nil, 0o644); err != nil {
+					t.Error(err)
+				}
+				if err := os.Rename(tmp, f); err != nil {
+					t.Error(err)
+				}
+			}
+		}},
+		{"log line written", func(t *testing.T) (string, readiness.Probe, func()) {
+			spec := "log:accepting connections"
+			p := mustParse(t, spec).(*readiness.Log)
+			out := p.Stream()
+			return spec, p, func() { io.WriteString(out, "LOG: accepting connections\n") }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, probe, act := tt.make(t)
+			log, logs := newLog()
+			// After the first failed attempt the next one is an hour away:
+			// only a wake-up can make this wait end within the test.
+			done := startWait(context.Background(), []readiness.Probe{probe}, readiness.Config{
+				AttemptTimeout: time.Minute, Runner: runner, Log: log,
+				NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) },
+			})
+			waitFor(t, "a failed attempt", func() bool { return len(logs.find(t, "probe failed", spec)) == 1 })
+			act()
+			if err := result(t, done); err != nil {
+				t.Fatalf("Wait = %v, want nil", err)
+			}
+			// Other events in the directory may wake it first, to no avail.
+			if passed := logs.find(t, "probe passed", spec); len(passed) != 1 || attemptOf(t, passed[0]) < 2 {
+				t.Errorf("passed %v, want once, after the failed first attempt", passed)
+			}
+		})
+	}
+}
