@@ -80,6 +80,10 @@ func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Pr
 		}
 		w, o, err := pipeOutput(s.dst, s.obs)
 		if err != nil {
+			for _, w := range pipes {
+				w.Close()
+			}
+			signal.Stop(p.sigs)
 			return nil, err
 		}
 		pipes = append(pipes, w)

@@ -112,7 +112,7 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 			if !w.passed {
 				err := w.lastErr()
 				if err == nil {
-					err = fmt.Errorf("no attempt finished within %s (--ready-attempt-timeout %s)", cfg.Timeout, cfg.AttemptTimeout)
+					err = fmt.Errorf("no attempt finished within %s (attempt timeout %s)", cfg.Timeout, cfg.AttemptTimeout)
 				}
 				nr.Failing = append(nr.Failing, Failure{w.probe, err})
 			}
