@@ -104,9 +104,11 @@ func (p *pg) file(name, content string) string {
 	return path
 }
 
-// psql is a psql command line for --helper, connecting over TCP.
+// psql is a psql command line for --helper, connecting over TCP; -1 runs
+// the file in one transaction, so a failed migration leaves nothing half
+// applied for the retry.
 func (p *pg) psql(file string) string {
-	return fmt.Sprintf("psql -X -q -h 127.0.0.1 -p %d -U postgres -v ON_ERROR_STOP=1 -f %s postgres", p.port, file)
+	return fmt.Sprintf("psql -X -q -1 -h 127.0.0.1 -p %d -U postgres -v ON_ERROR_STOP=1 -f %s postgres", p.port, file)
 }
 
 // args are mainstay's flags for the image's usual set-up, then main.

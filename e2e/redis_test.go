@@ -19,7 +19,9 @@ import (
 func TestRedisLifecycle(t *testing.T) {
 	dir := dbDir(t, "redis")
 	port := freePort(t)
-	cli := fmt.Sprintf("redis-cli -h 127.0.0.1 -p %d", port)
+	// -e: exit non-zero on an error reply, such as LOADING while Redis
+	// reads its dataset; without it a PING probe passes too early.
+	cli := fmt.Sprintf("redis-cli -e -h 127.0.0.1 -p %d", port)
 	readyFile := filepath.Join(dir, "ready")
 	r := start(t, pid1, dir,
 		"--log-format", "json", "--user", "redis",

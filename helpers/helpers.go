@@ -43,10 +43,6 @@ type Config struct {
 	Timeout   time.Duration
 	OnFailure Policy
 	Runner    Runner
-	// Credential, when set, is the user the tasks run as.
-	Credential *syscall.Credential
-	// Env is the tasks' environment; nil means mainstay's own.
-	Env []string
 	// TTY, when not nil, is the controlling terminal: each task runs as its
 	// foreground job, with the terminal as its output, unprefixed.
 	TTY *os.File
@@ -141,10 +137,8 @@ func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 		return &Error{Task: t, Err: cmd.Err}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = cfg.Env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.Credential}
 	if cfg.TTY != nil {
-		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(cfg.TTY.Fd())
+		cmd.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: int(cfg.TTY.Fd())}
 	} else if cfg.Prefix != "" {
 		prefix := expandPrefix(cfg.Prefix, name)
 		stdout := &prefixer{w: os.Stdout, prefix: prefix}

@@ -18,7 +18,7 @@ import (
 // repeatable flags take one value per line there, so commands keep their
 // commas, quotes and spaces.
 type CLI struct {
-	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT, file:PATH or exec:COMMAND. In MAINSTAY_READY, one probe per line."`
+	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT, unix:PATH, http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output) or exec:COMMAND. In MAINSTAY_READY, one probe per line."`
 	ReadyTimeout        time.Duration `default:"60s" help:"Give up when main is not ready after this long: main is stopped and mainstay exits 124; 0 waits forever (${default})."`
 	ReadyInterval       time.Duration `default:"10ms" help:"First delay between two attempts of a probe; it doubles, with jitter, up to --ready-max-interval (${default})."`
 	ReadyMaxInterval    time.Duration `default:"100ms" help:"Longest delay between two attempts of a probe (${default})."`
@@ -38,7 +38,7 @@ type CLI struct {
 	Grace       time.Duration `default:"10s" help:"How long main may take to exit once asked to stop, and leftover processes once main exited, before SIGKILL (${default})."`
 	SignalGroup bool          `help:"Send signals to main's whole process group instead of main alone."`
 
-	User userFlag `placeholder:"USER[:GROUP]" help:"Run main and the helpers as this user (name or number) and group; HOME, USER and LOGNAME from the user's entry; supplementary groups reset. Needs mainstay to run as root."`
+	User userFlag `placeholder:"USER[:GROUP]" help:"Run main, the helpers and exec probes as this user (name or number) and group; HOME, USER and LOGNAME from the user's entry; supplementary groups reset. Needs mainstay to run as root."`
 
 	LogFormat string `enum:"text,json" default:"text" help:"Format of mainstay's own log lines on stderr: text or json (${default})."`
 	LogLevel  string `enum:"debug,info,warn,error" default:"info" help:"Least severe of mainstay's log lines to print: debug, info, warn or error (${default})."`

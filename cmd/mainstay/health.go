@@ -14,7 +14,8 @@ type HealthCLI struct {
 }
 
 const healthDescription = `Report whether mainstay's main is ready: print its state (starting, ready,
-stopping or gone) and exit 0 when ready, 1 when not, 2 on bad usage.
+stopping or gone) and exit 0 when ready, 1 when not. Bad usage also exits 1
+(with a message): Docker reserves a health check's exit code 2.
 Ready means main passed its readiness probes and every helper succeeded.`
 
 // health runs "mainstay health ARGS" and returns its exit code.
@@ -30,11 +31,11 @@ func health(args []string, stdout, stderr io.Writer) int {
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "mainstay health: internal error: %v\n", err)
-		return 2
+		return 1
 	}
 	if _, err := parser.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "mainstay health: error: %v\n", err)
-		return 2
+		return 1 // not 2: Docker reserves it in HEALTHCHECK
 	}
 	if exited >= 0 { // --help
 		return exited

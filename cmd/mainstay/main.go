@@ -96,20 +96,18 @@ func run(args []string, stderr io.Writer) int {
 		Interval:       cli.ReadyInterval,
 		MaxInterval:    cli.ReadyMaxInterval,
 		AttemptTimeout: cli.ReadyAttemptTimeout,
-		Runner:         r,
+		Runner:         cli.User.runner(r),
 		Log:            log,
 	})
 	if err == nil {
 		setPhase(phaseHelpers)
 		err = cli.runHelpers(ctx, helpers.Config{
-			Timeout:    cli.HelperTimeout,
-			OnFailure:  helpers.Policy(cli.OnHelperFailure),
-			Runner:     r,
-			Credential: cli.User.cred,
-			Env:        cli.User.environ(),
-			TTY:        tty,
-			Prefix:     cli.HelperPrefix,
-			Log:        log,
+			Timeout:   cli.HelperTimeout,
+			OnFailure: helpers.Policy(cli.OnHelperFailure),
+			Runner:    cli.User.runner(r),
+			TTY:       tty,
+			Prefix:    cli.HelperPrefix,
+			Log:       log,
 		})
 	}
 	if err != nil {

@@ -1,18 +1,23 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/mainstay-dev/mainstay/reaper"
 )
 
-// userFlag is --user USER[:GROUP], resolved when the flag is read: a name
+// userFlag is --user USER[:GROUP], for main, the helpers and the exec
+// probes (so pg_isready connects as the server's user, not as root); it is
+// resolved when the flag is read: a name
 // or a number for each. Like Docker and gosu, a numeric user with no entry
 // in /etc/passwd runs with group 0 and HOME=/ (OpenShift's arbitrary UIDs
 // rely on it). Supplementary groups become the user's own groups, or just
@@ -96,7 +101,35 @@ func (u *userFlag) checkCanSwitch() error {
 	return fmt.Errorf("--user %s: mainstay runs as uid %d, and only root can switch to another user; drop --user or run mainstay as root", u.spec, os.Geteuid())
 }
 
-// environ is the environment for main and helpers: mainstay's own, with
+// runner starts helpers and exec probes through r, as the --user user
+// when one is given. *reaper.Reaper alone runs them as mainstay's user.
+func (u *userFlag) runner(r *reaper.Reaper) interface {
+	Run(context.Context, *exec.Cmd) (reaper.Exit, error)
+} {
+	if u.cred == nil {
+		return r
+	}
+	return asUser{r: r, cred: u.cred, env: u.environ()}
+}
+
+// asUser runs commands through the reaper with the user's credentials and
+// environment.
+type asUser struct {
+	r    *reaper.Reaper
+	cred *syscall.Credential
+	env  []string
+}
+
+func (a asUser) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Credential = a.cred
+	cmd.Env = a.env
+	return a.r.Run(ctx, cmd)
+}
+
+// environ is the environment for main, helpers and exec probes: mainstay's own, with
 // the user's HOME, USER and LOGNAME when --user is given.
 func (u *userFlag) environ() []string {
 	env := os.Environ()
