@@ -17,6 +17,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,8 @@ func main() {
 	runs := flag.Int("runs", 20, "runs per case")
 	delays := flag.String("delays", "100ms,1s,5s", "how long the server takes to become ready")
 	waitFor := flag.Duration("wait", 10*time.Second, "how long to measure CPU while waiting, and while idle")
+	jitter := flag.Duration("jitter", 0, "add a uniformly random 0..jitter to each run's delay, so the ready moment falls anywhere in a polling loop's cycle")
+	only := flag.Bool("lag-only", false, "measure detection lag only, not CPU")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "benchready: -mainstay BIN is required")
@@ -51,7 +54,7 @@ func main() {
 	}
 	self, _ := os.Executable()
 	b := &bench{mainstay: *bin, self: self}
-	fmt.Printf("# benchready: %d runs per case; mainstay at its default settings\n", *runs)
+	fmt.Printf("# benchready: %d runs per case; mainstay at its default settings; delay jitter %s\n", *runs, *jitter)
 	fmt.Printf("# machine: %s, %d CPUs\n\n", kernel(), numCPU())
 	fmt.Printf("%-28s %8s %10s %10s %10s\n", "detection lag", "delay", "median", "p95", "max")
 	for _, ds := range strings.Split(*delays, ",") {
@@ -63,11 +66,14 @@ func main() {
 		for _, c := range b.cases() {
 			var lags []time.Duration
 			for i := 0; i < *runs; i++ {
-				lags = append(lags, c.run(d))
+				lags = append(lags, c.run(d+time.Duration(rand.Int64N(int64(*jitter)+1))))
 			}
 			sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 			fmt.Printf("%-28s %8s %10s %10s %10s\n", c.name, d, ms(pct(lags, 50)), ms(pct(lags, 95)), ms(lags[len(lags)-1]))
 		}
+	}
+	if *only {
+		return
 	}
 	fmt.Printf("\n%-28s %14s\n", "CPU while waiting", "% of one core")
 	for _, k := range kinds {
