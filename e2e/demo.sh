@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # A realistic demo of mainstay's whole lifecycle, the way a container runs it:
-# PostgreSQL as main, a migration and a seed as helpers, mainstay as PID 1 of
-# a fresh PID namespace (what "docker run" gives it), then "docker stop".
+# PostgreSQL as main, a migration and a seed as helpers, mainstay as root and
+# PID 1 of a fresh PID namespace (what "docker run" gives it), then "docker stop".
 #
 #   1. build the static binary; install PostgreSQL from Debian if missing
 #   2. initdb a throw-away data directory, write a migration and a seed
-#   3. mainstay --ready tcp:PORT --ready "exec:pg_isready ..." \
+#   3. mainstay --user postgres --ready tcp:PORT --ready "exec:pg_isready ..." \
 #        --helper "psql ... -f 001_schema.sql" --helper "psql ... -f 002_seed.sql" \
-#        --stop-signal SIGINT --grace 20s -- postgres -D DATA ...
-#   4. query the seeded table while the server runs
+#        --ready-file ... --once-marker ... --stop-signal SIGINT --grace 20s \
+#        -- postgres -D DATA ...
+#   4. "mainstay health" (as a HEALTHCHECK would run it), then query the
+#      seeded table while the server runs
 #   5. SIGTERM to mainstay (docker stop): PostgreSQL shuts down cleanly and
 #      mainstay exits with its code, 0
 set -euo pipefail
@@ -48,32 +50,50 @@ INSERT INTO products (name, price) VALUES ('kettle', 29.90), ('teapot', 19.50), 
 ON CONFLICT (name) DO NOTHING;
 SQL
 
-psql_="psql -X -q -h 127.0.0.1 -p $port -U postgres -v ON_ERROR_STOP=1"
-echo "== starting: mainstay as PID 1, PostgreSQL as main, two helpers"
-set -x
+psql_="psql -X -q -1 -h 127.0.0.1 -p $port -U postgres -v ON_ERROR_STOP=1"
+echo "== starting: mainstay as root and PID 1, PostgreSQL as main (user postgres), two helpers"
+cat <<CMD
+   unshare --pid --fork --mount-proc $work/mainstay --user postgres
+     --ready tcp:127.0.0.1:$port --ready "exec:pg_isready -q -h 127.0.0.1 -p $port"
+     --helper "$psql_ -f $work/001_schema.sql postgres"
+     --helper "$psql_ -f $work/002_seed.sql postgres"
+     --ready-file $work/ready --once-marker $work/data/.initialised
+     --stop-signal SIGINT --grace 20s
+     -- postgres -D $work/data -p $port -c listen_addresses=127.0.0.1 -k $work/sock
+CMD
 unshare --pid --fork --mount-proc \
-  setpriv --reuid=postgres --regid=postgres --init-groups \
-  "$work/mainstay" \
+  "$work/mainstay" --user postgres \
     --ready "tcp:127.0.0.1:$port" \
     --ready "exec:pg_isready -q -h 127.0.0.1 -p $port" \
     --helper "$psql_ -f $work/001_schema.sql postgres" \
     --helper "$psql_ -f $work/002_seed.sql postgres" \
+    --ready-file "$work/ready" --once-marker "$work/data/.initialised" \
     --stop-signal SIGINT --grace 20s \
     -- postgres -D "$work/data" -p "$port" -c listen_addresses=127.0.0.1 -k "$work/sock" &
-set +x
 ns=$!
 
-# The helpers have run once the seeded rows are there.
+# mainstay is PID 1 inside the namespace; from here it is unshare's child.
+for _ in $(seq 1 100); do
+  pid1=$(awk '{print $1}' "/proc/$ns/task/$ns/children" 2>/dev/null || true)
+  [ -n "$pid1" ] && break
+  sleep 0.01
+done
+health() {
+  local state code
+  state=$(nsenter -t "$pid1" --pid --mount -- "$work/mainstay" health --ready-file "$work/ready") && code=0 || code=$?
+  echo "== HEALTHCHECK $1: mainstay health -> $state (exit $code)"
+}
+health "during start-up"
+
+# The ready file appears once the server is ready and both helpers succeeded.
 for _ in $(seq 1 300); do
-  rows=$($psql_ -At -c 'SELECT count(*) FROM products' postgres 2>/dev/null || true)
-  [ "$rows" = 3 ] && break
+  [ -e "$work/ready" ] && break
   sleep 0.1
 done
+health "once ready"
 echo "== the server runs, migrated and seeded:"
 $psql_ -c 'SELECT id, name, price FROM products ORDER BY id' postgres
 
-# mainstay is PID 1 inside the namespace; from here it is unshare's child.
-pid1=$(cat "/proc/$ns/task/$ns/children" | awk '{print $1}')
 echo "== docker stop: SIGTERM to mainstay (host pid $pid1)"
 kill -TERM "$pid1"
 set +e
