@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mainstay-dev/mainstay/helpers"
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
 func TestDir(t *testing.T) {
@@ -31,7 +32,7 @@ func TestDir(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "absent"), filepath.Join(dir, "30-dangling")); err != nil {
 		t.Fatal(err)
 	}
-	log, logs := newLog()
+	log, logs := reapertest.NewLog()
 	tasks, err := helpers.Dir(dir, log)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ func TestDir(t *testing.T) {
 		t.Errorf("Dir = %v, want %v", tasks, got)
 	}
 	var skipped []string
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if strings.HasPrefix(r["msg"].(string), "skipping helpers-dir entry") && r["level"] == "WARN" {
 			skipped = append(skipped, filepath.Base(r["path"].(string)))
 		}
@@ -65,7 +66,7 @@ func TestDir(t *testing.T) {
 func TestRunOnContinue(t *testing.T) {
 	var failed []string
 	tasks := []helpers.Task{sh("exit 3"), sh("true"), {Name: "missing", Argv: []string{"mainstay-no-such-helper"}}}
-	log, _ := newLog()
+	log, _ := reapertest.NewLog()
 	err := helpers.Run(context.Background(), tasks, helpers.Config{
 		OnFailure: helpers.Continue, Runner: runner, Log: log,
 		OnContinue: func(e *helpers.Error) { failed = append(failed, fmt.Sprintf("%s: %d", e.Task.Name, e.ExitCode())) },
@@ -131,7 +132,7 @@ func TestRunPrefix(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr := redirect(t)
-			log, _ := newLog()
+			log, _ := reapertest.NewLog()
 			if err := helpers.Run(context.Background(), tt.tasks, helpers.Config{OnFailure: helpers.Stop, Prefix: tt.prefix, Runner: runner, Log: log}); err != nil {
 				t.Fatalf("Run = %v", err)
 			}

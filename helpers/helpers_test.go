@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mainstay-dev/mainstay/helpers"
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
 // sh is a task that runs script with sh -c; extra words become $0, $1, ...
@@ -91,7 +92,7 @@ func TestRunInOrder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			os.Remove(out)
-			log, logs := newLog()
+			log, logs := reapertest.NewLog()
 			err := result(t, runAsync(context.Background(), tt.tasks, helpers.Config{OnFailure: helpers.Stop, Runner: runner, Log: log}))
 			if err != nil {
 				t.Fatalf("Run = %v, want nil", err)
@@ -99,7 +100,7 @@ func TestRunInOrder(t *testing.T) {
 			if got := readFile(t, out); got != tt.want {
 				t.Errorf("output %q, want %q", got, tt.want)
 			}
-			started, succeeded := logs.find(t, "helper started"), logs.find(t, "helper succeeded")
+			started, succeeded := logs.Find(t, "helper started"), logs.Find(t, "helper succeeded")
 			if len(started) != len(tt.tasks) || len(succeeded) != len(tt.tasks) {
 				t.Fatalf("logged %d starts and %d successes, want %d of each", len(started), len(succeeded), len(tt.tasks))
 			}
@@ -172,15 +173,15 @@ func TestRunStopsAtFirstFailure(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
 			os.Remove(pidFile)
-			log, _ := newLog()
+			log, _ := reapertest.NewLog()
 			done := runAsync(context.Background(),
 				[]helpers.Task{appendTo(out, "before"), tt.task, appendTo(out, "after")},
 				helpers.Config{Timeout: tt.timeout, OnFailure: helpers.Stop, Runner: runner, Log: log})
 			var pid int
 			var start string
 			if tt.hangs {
-				pid = readPID(t, pidFile)
-				start = killOnCleanup(t, pid)
+				pid = reapertest.ReadPID(t, pidFile)
+				start = reapertest.KillOnCleanup(t, pid)
 			}
 			err := result(t, done)
 			var he *helpers.Error
@@ -206,7 +207,7 @@ func TestRunStopsAtFirstFailure(t *testing.T) {
 				t.Errorf("output %q, want %q: the task after the failed one must not run", got, "before\n")
 			}
 			if tt.hangs {
-				waitGone(t, pid, start)
+				reapertest.WaitGone(t, pid, start)
 			}
 		})
 	}
@@ -225,18 +226,18 @@ func TestRunContinuesPastFailures(t *testing.T) {
 	tasks := []helpers.Task{
 		appendTo(out, "1"), failing[0], failing[1], appendTo(out, "2"), failing[2], appendTo(out, "3"),
 	}
-	log, logs := newLog()
+	log, logs := reapertest.NewLog()
 	done := runAsync(context.Background(), tasks, helpers.Config{Timeout: 500 * time.Millisecond, OnFailure: helpers.Continue, Runner: runner, Log: log})
-	pid := readPID(t, pidFile)
-	start := killOnCleanup(t, pid)
+	pid := reapertest.ReadPID(t, pidFile)
+	start := reapertest.KillOnCleanup(t, pid)
 	if err := result(t, done); err != nil {
 		t.Fatalf("Run = %v, want nil under Continue", err)
 	}
 	if got, want := readFile(t, out), "1\n2\n3\n"; got != want {
 		t.Errorf("output %q, want %q", got, want)
 	}
-	waitGone(t, pid, start)
-	warns := logs.find(t, "helper failed; continuing")
+	reapertest.WaitGone(t, pid, start)
+	warns := logs.Find(t, "helper failed; continuing")
 	if len(warns) != len(failing) {
 		t.Fatalf("logged %d failures, want %d: %v", len(warns), len(failing), warns)
 	}
@@ -281,7 +282,7 @@ func TestRunContextDone(t *testing.T) {
 			if tt.early {
 				end()
 			}
-			log, _ := newLog()
+			log, _ := reapertest.NewLog()
 			done := runAsync(ctx, []helpers.Task{appendTo(out, "before"), hang(pidFile), appendTo(out, "after")},
 				helpers.Config{Timeout: tt.timeout, OnFailure: tt.policy, Runner: runner, Log: log})
 			want := "before\n"
@@ -290,8 +291,8 @@ func TestRunContextDone(t *testing.T) {
 			if tt.early {
 				want = ""
 			} else {
-				pid = readPID(t, pidFile)
-				start = killOnCleanup(t, pid)
+				pid = reapertest.ReadPID(t, pidFile)
+				start = reapertest.KillOnCleanup(t, pid)
 				if end != nil {
 					select {
 					case err := <-done:
@@ -313,7 +314,7 @@ func TestRunContextDone(t *testing.T) {
 				t.Errorf("output %q, want %q", got, want)
 			}
 			if !tt.early {
-				waitGone(t, pid, start)
+				reapertest.WaitGone(t, pid, start)
 			} else if _, err := os.Stat(pidFile); err == nil {
 				t.Error("a task ran although the context was done before Run")
 			}

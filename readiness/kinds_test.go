@@ -14,6 +14,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/readiness"
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
 func TestHTTPCheck(t *testing.T) {
@@ -178,20 +179,20 @@ func TestWaitWokenBeforeBackoffEnds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			spec, probe, act := tt.make(t)
-			log, logs := newLog()
+			log, logs := reapertest.NewLog()
 			// After the first failed attempt the next one is an hour away:
 			// only a wake-up can make this wait end within the test.
 			done := startWait(context.Background(), []readiness.Probe{probe}, readiness.Config{
 				AttemptTimeout: time.Minute, Runner: runner, Log: log,
 				NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) },
 			})
-			waitFor(t, "a failed attempt", func() bool { return len(logs.find(t, "probe failed", spec)) == 1 })
+			reapertest.WaitFor(t, "a failed attempt", func() bool { return len(logs.Find(t, "probe failed", "probe", spec)) == 1 })
 			act()
 			if err := result(t, done); err != nil {
 				t.Fatalf("Wait = %v, want nil", err)
 			}
 			// Other events in the directory may wake it first, to no avail.
-			if passed := logs.find(t, "probe passed", spec); len(passed) != 1 || attemptOf(t, passed[0]) < 2 {
+			if passed := logs.Find(t, "probe passed", "probe", spec); len(passed) != 1 || attemptOf(t, passed[0]) < 2 {
 				t.Errorf("passed %v, want once, after the failed first attempt", passed)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/readiness"
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
 // mustParse parses spec or fails the test.
@@ -132,8 +133,8 @@ func TestExecCheckGrandchildKeepsOutputOpen(t *testing.T) {
 	p := mustParse(t, `exec:sh -c 'sleep 100 & echo $! > `+pidFile+`'`)
 	done := make(chan error, 1)
 	go func() { done <- p.Check(context.Background(), runner) }()
-	pid := readPID(t, pidFile)
-	killOnCleanup(t, pid)
+	pid := reapertest.ReadPID(t, pidFile)
+	reapertest.KillOnCleanupIfRunning(t, pid)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -153,9 +154,9 @@ func TestExecCheckContextDone(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- p.Check(ctx, runner) }()
-	pid := readPID(t, pidFile)
-	killOnCleanup(t, pid)
-	start, ok := procStart(pid)
+	pid := reapertest.ReadPID(t, pidFile)
+	reapertest.KillOnCleanupIfRunning(t, pid)
+	start, ok := reapertest.ProcStart(pid)
 	if !ok {
 		t.Fatalf("grandchild %d not running", pid)
 	}
@@ -168,7 +169,7 @@ func TestExecCheckContextDone(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Check did not return 10s after its context was cancelled")
 	}
-	waitGone(t, pid, start)
+	reapertest.WaitGone(t, pid, start)
 }
 
 // checkErr fails unless err is nil when want is "", or contains want.

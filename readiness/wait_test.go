@@ -14,6 +14,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/readiness"
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
 // Backoffs that fake time: no real delay, or a token one so that a probe
@@ -120,13 +121,13 @@ func TestWaitAllMustPass(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.setup(t)
-			log, logs := newLog()
+			log, logs := reapertest.NewLog()
 			done := startWait(context.Background(),
 				[]readiness.Probe{mustParse(t, s.early), mustParse(t, s.late)},
 				readiness.Config{Timeout: time.Minute, AttemptTimeout: 10 * time.Second, Runner: runner, Log: log, NewBackOff: tickBackOff})
 
-			waitFor(t, s.early+" to pass and "+s.late+" to fail twice", func() bool {
-				return len(logs.find(t, "probe passed", s.early)) == 1 && len(logs.find(t, "probe failed", s.late)) >= 2
+			reapertest.WaitFor(t, s.early+" to pass and "+s.late+" to fail twice", func() bool {
+				return len(logs.Find(t, "probe passed", "probe", s.early)) == 1 && len(logs.Find(t, "probe failed", "probe", s.late)) >= 2
 			})
 			stillWaiting(t, done, s.late+" has not passed")
 			s.unmakeEarly()
@@ -135,18 +136,18 @@ func TestWaitAllMustPass(t *testing.T) {
 				t.Fatalf("Wait = %v, want nil", err)
 			}
 
-			passed := logs.find(t, "probe passed", s.early)
+			passed := logs.Find(t, "probe passed", "probe", s.early)
 			if len(passed) != 1 || attemptOf(t, passed[0]) != 1 {
 				t.Errorf("%s passed %v, want once at attempt 1", s.early, passed)
 			}
-			if failed := logs.find(t, "probe failed", s.early); len(failed) != 0 {
+			if failed := logs.Find(t, "probe failed", "probe", s.early); len(failed) != 0 {
 				t.Errorf("%s was polled again after it passed: %v", s.early, failed)
 			}
-			passed = logs.find(t, "probe passed", s.late)
+			passed = logs.Find(t, "probe passed", "probe", s.late)
 			if len(passed) != 1 || attemptOf(t, passed[0]) < 3 {
 				t.Errorf("%s passed %v, want once, after at least two failed attempts", s.late, passed)
 			}
-			if ready := logs.find(t, "ready", ""); len(ready) != 1 {
+			if ready := logs.Find(t, "ready"); len(ready) != 1 {
 				t.Errorf("logged %d \"ready\" records, want 1", len(ready))
 			}
 		})
@@ -171,7 +172,7 @@ func TestWaitTimeout(t *testing.T) {
 	for _, f := range failing[1:] {
 		probes = append(probes, mustParse(t, f.spec))
 	}
-	log, logs := newLog()
+	log, logs := reapertest.NewLog()
 	const timeout = time.Second
 	start := time.Now()
 	err := result(t, startWait(context.Background(), probes,
@@ -213,7 +214,7 @@ func TestWaitTimeout(t *testing.T) {
 	if strings.Contains(msg, "file:"+present) {
 		t.Errorf("error %q names the probe that passed", msg)
 	}
-	if len(logs.find(t, "ready", "")) != 0 {
+	if len(logs.Find(t, "ready")) != 0 {
 		t.Error(`logged "ready" although Wait timed out`)
 	}
 }
@@ -224,12 +225,12 @@ func TestWaitTimeout(t *testing.T) {
 func TestWaitTimeoutDuringFirstAttempt(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	spec := `exec:sh -c 'sleep 100 & echo $! > ` + pidFile + `; wait'`
-	log, _ := newLog()
+	log, _ := reapertest.NewLog()
 	done := startWait(context.Background(), []readiness.Probe{mustParse(t, spec)},
 		readiness.Config{Timeout: 500 * time.Millisecond, AttemptTimeout: time.Minute, Runner: runner, Log: log, NewBackOff: zeroBackOff})
-	pid := readPID(t, pidFile)
-	killOnCleanup(t, pid)
-	start, _ := procStart(pid)
+	pid := reapertest.ReadPID(t, pidFile)
+	reapertest.KillOnCleanupIfRunning(t, pid)
+	start, _ := reapertest.ProcStart(pid)
 	err := result(t, done)
 	var nr *readiness.NotReadyError
 	if !errors.As(err, &nr) {
@@ -239,7 +240,7 @@ func TestWaitTimeoutDuringFirstAttempt(t *testing.T) {
 		t.Fatalf("Failing = %v, want just %s", nr.Failing, spec)
 	}
 	assertRealError(t, nr.Failing[0].Err, "")
-	waitGone(t, pid, start)
+	reapertest.WaitGone(t, pid, start)
 }
 
 // assertRealError fails when err is missing, is only the context's
@@ -315,16 +316,16 @@ func TestWaitContextDone(t *testing.T) {
 			if tt.hang {
 				spec = `exec:sh -c 'sleep 100 & echo $! > ` + pidFile + `; wait'`
 			}
-			log, logs := newLog()
+			log, logs := reapertest.NewLog()
 			done := startWait(ctx, []readiness.Probe{mustParse(t, spec)},
 				readiness.Config{Timeout: tt.timeout, AttemptTimeout: time.Minute, Runner: runner, Log: log, NewBackOff: tickBackOff})
 			pid, start := 0, ""
 			if tt.hang {
-				pid = readPID(t, pidFile)
-				killOnCleanup(t, pid)
-				start, _ = procStart(pid)
+				pid = reapertest.ReadPID(t, pidFile)
+				reapertest.KillOnCleanupIfRunning(t, pid)
+				start, _ = reapertest.ProcStart(pid)
 			} else {
-				waitFor(t, "a failed attempt", func() bool { return len(logs.find(t, "probe failed", spec)) > 0 })
+				reapertest.WaitFor(t, "a failed attempt", func() bool { return len(logs.Find(t, "probe failed", "probe", spec)) > 0 })
 			}
 			if end != nil {
 				stillWaiting(t, done, "its context is not done yet")
@@ -335,7 +336,7 @@ func TestWaitContextDone(t *testing.T) {
 				t.Errorf("Wait = %v (%T), want the context's cause %v", err, err, errShutdown)
 			}
 			if tt.hang {
-				waitGone(t, pid, start)
+				reapertest.WaitGone(t, pid, start)
 			}
 		})
 	}
@@ -364,7 +365,7 @@ func TestWaitPermanentFailure(t *testing.T) {
 			ctx, cancel := context.WithTimeoutCause(context.Background(), 10*time.Second, errTestDeadline)
 			defer cancel()
 			other := "tcp:" + closedPort(t)
-			log, logs := newLog()
+			log, logs := reapertest.NewLog()
 			// No readiness timeout and the real exponential backoff: only
 			// the permanent failure can end this wait before the test's deadline.
 			err := result(t, startWait(ctx, []readiness.Probe{mustParse(t, other), mustParse(t, tt.spec)},
@@ -382,7 +383,7 @@ func TestWaitPermanentFailure(t *testing.T) {
 			if want := fmt.Sprintf("probe %s: ", tt.spec); !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("Wait = %q, want it to start with %q", err, want)
 			}
-			if failed := logs.find(t, "probe failed", tt.spec); len(failed) != 0 {
+			if failed := logs.Find(t, "probe failed", "probe", tt.spec); len(failed) != 0 {
 				t.Errorf("a probe that cannot pass was retried: %v", failed)
 			}
 		})
@@ -401,17 +402,17 @@ func TestWaitHangingExecProbe(t *testing.T) {
 	hang := `exec:sh -c 'sleep 100 & echo $! > ` + pidFile + `; wait'`
 	other := "file:" + present
 	const attemptTimeout = 2 * time.Second
-	log, logs := newLog()
+	log, logs := reapertest.NewLog()
 	begin := time.Now()
 	// One attempt per probe: the hanging probe's timed-out attempt ends the wait.
 	done := startWait(context.Background(), []readiness.Probe{mustParse(t, hang), mustParse(t, other)},
 		readiness.Config{AttemptTimeout: attemptTimeout, Runner: runner, Log: log, NewBackOff: oneAttempt})
 
-	pid := readPID(t, pidFile)
-	killOnCleanup(t, pid)
-	start, ok := procStart(pid)
-	waitFor(t, other+" to pass", func() bool { return len(logs.find(t, "probe passed", other)) == 1 })
-	if !ok || !alive(pid) {
+	pid := reapertest.ReadPID(t, pidFile)
+	reapertest.KillOnCleanupIfRunning(t, pid)
+	start, ok := reapertest.ProcStart(pid)
+	reapertest.WaitFor(t, other+" to pass", func() bool { return len(logs.Find(t, "probe passed", "probe", other)) == 1 })
+	if !ok || !reapertest.Alive(pid) {
 		t.Fatalf("%s passed only once the hanging probe's attempt was over", other)
 	}
 	stillWaiting(t, done, "the hanging probe has not finished")
@@ -428,5 +429,5 @@ func TestWaitHangingExecProbe(t *testing.T) {
 			t.Errorf("Wait = %q, want it to contain %q", err, want)
 		}
 	}
-	waitGone(t, pid, start)
+	reapertest.WaitGone(t, pid, start)
 }
