@@ -8,7 +8,9 @@
 // # Invariants
 //
 //   - Main is started through the [reaper.Reaper], in a process group of its
-//     own, with the program's own stdin, stdout and stderr (no copying).
+//     own, with the program's own stdin, stdout and stderr. Only when an
+//     observer is given (a log: probe) do stdout and stderr go through pipes
+//     that mainstay copies, byte for byte, to its own.
 //   - The signals mainstay forwards are subscribed with [signal.Notify]
 //     before main starts, and handled by one goroutine, the only code that
 //     signals main. A Go PID 1 that does not subscribe to SIGTERM exits 2 on

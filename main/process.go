@@ -146,7 +146,7 @@ func (p *Process) loop() {
 	var kill <-chan time.Time
 	askStop := func(why string) {
 		if kill == nil {
-			p.log.Info("stopping main", "pid", p.PID(), "reason", why, "grace", p.opts.Grace)
+			p.log.Info("stopping main", "pid", p.PID(), "reason", why, "stop_signal", SignalName(p.opts.StopSignal), "grace", p.opts.Grace)
 			kill = time.After(p.opts.Grace)
 			close(p.stopping)
 		}
@@ -158,8 +158,10 @@ func (p *Process) loop() {
 			return
 		case <-stop:
 			stop = nil
-			p.send(p.opts.StopSignal)
-			askStop("start-up failed")
+			if kill == nil { // not asked already: a second stop signal can mean "quit now"
+				p.send(p.opts.StopSignal)
+				askStop("start-up failed")
+			}
 		case <-kill:
 			p.log.Warn("main did not exit within grace; killing it", "pid", p.PID(), "grace", p.opts.Grace)
 			p.send(unix.SIGKILL)

@@ -249,9 +249,9 @@ func TestParseSignal(t *testing.T) {
 
 func TestForwardedExcludes(t *testing.T) {
 	never := []syscall.Signal{unix.SIGCHLD, unix.SIGURG, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPIPE,
-		unix.SIGKILL, unix.SIGSTOP, unix.SIGSEGV, unix.SIGPROF}
+		unix.SIGKILL, unix.SIGSTOP, unix.SIGPROF, 32, 33, 34}
 	must := []syscall.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1,
-		unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT, unix.SIGTSTP, unix.SIGALRM, 34, 64}
+		unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT, unix.SIGTSTP, unix.SIGALRM, unix.SIGSEGV, unix.SIGABRT, 35, 64}
 	in := map[os.Signal]bool{}
 	for _, s := range forwarded {
 		in[s] = true
@@ -265,5 +265,40 @@ func TestForwardedExcludes(t *testing.T) {
 		if !in[s] {
 			t.Errorf("%s is not forwarded", SignalName(s))
 		}
+	}
+}
+
+// TestAbortThenStopSignalsOnce: after a signal aborted start-up, mainstay
+// stops main (failStartup calls Stop): main gets the stop signal once, since
+// a second one often means "quit now, skip the clean shutdown".
+func TestAbortThenStopSignalsOnce(t *testing.T) {
+	p, dir := startMain(t, `trap 'echo term >> $D/terms' TERM
+touch $D/up
+while [ ! -e $D/done ]; do sleep 0.02; done
+exit 0`, Options{})
+	self(t, unix.SIGTERM)
+	<-p.Aborted()
+	p.Stop()
+	waitFile(t, filepath.Join(dir, "terms"))
+	// Let anything still in flight arrive before main exits.
+	if err := os.WriteFile(filepath.Join(dir, "done"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	if got := waitFile(t, filepath.Join(dir, "terms")); got != "term" {
+		t.Errorf("main got the stop signal %d times, want once", strings.Count(got, "term"))
+	}
+}
+
+// TestFaultSignalForwarded: a fault signal sent with kill (docker kill -s
+// SEGV) is forwarded to main instead of crashing mainstay.
+func TestFaultSignalForwarded(t *testing.T) {
+	p, dir := startMain(t, `trap 'echo segv > $D/segv' SEGV
+trap 'exit 0' TERM
+`+loop, Options{})
+	p.Foreground(nil)
+	self(t, unix.SIGSEGV)
+	if got := waitFile(t, filepath.Join(dir, "segv")); got != "segv" {
+		t.Errorf("marker %q", got)
 	}
 }

@@ -14,16 +14,17 @@ import (
 // catchable signals except SIGCHLD (the reaper's), SIGURG (Go's preemption
 // signal), SIGTTIN and SIGTTOU (job control aimed at mainstay itself: with a
 // handler, a background write under "stty tostop" livelocks), SIGPIPE (it
-// only means mainstay's own write failed), the synchronous fault signals
-// that the Go runtime must keep, SIGPROF (the profiler's) and the two
-// real-time signals glibc reserves.
+// only means mainstay's own write failed), SIGPROF (the profiler's) and
+// signals 32 to 34, which the Go runtime keeps for itself and never
+// delivers. The fault signals (SIGSEGV, SIGABRT, ...) are subscribed too: a
+// real fault in mainstay still crashes it, but one sent with kill is
+// forwarded instead of crashing mainstay and with it the container.
 var forwarded = func() []os.Signal {
 	skip := map[syscall.Signal]bool{
 		unix.SIGKILL: true, unix.SIGSTOP: true,
 		unix.SIGCHLD: true, unix.SIGURG: true, unix.SIGTTIN: true, unix.SIGTTOU: true, unix.SIGPIPE: true,
-		unix.SIGSEGV: true, unix.SIGBUS: true, unix.SIGFPE: true, unix.SIGILL: true, unix.SIGTRAP: true,
-		unix.SIGSYS: true, unix.SIGABRT: true, unix.SIGPROF: true,
-		32: true, 33: true,
+		unix.SIGPROF: true,
+		32:           true, 33: true, 34: true,
 	}
 	var list []os.Signal
 	for s := syscall.Signal(1); s <= 64; s++ {

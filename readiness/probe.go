@@ -81,7 +81,7 @@ func SplitCommand(s string) ([]string, error) {
 	p := shellwords.NewParser()
 	words, err := p.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("command %q: cannot split it into words: unbalanced quotes, a trailing backslash, or an unquoted ( ) or backquote", s)
+		return nil, fmt.Errorf("command %q: cannot split it into words: unbalanced quotes, a trailing backslash, or an unquoted ( or )", s)
 	}
 	if p.Position >= 0 {
 		// Position counts characters, not bytes.

@@ -64,8 +64,16 @@ func (r *Reaper) signalAll(sig syscall.Signal) int {
 	n := 0
 	for pid, ppid := range descendants(os.Getpid()) {
 		fd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
+		switch {
+		case err == unix.ESRCH:
 			continue // gone already
+		case err != nil:
+			// No pidfds (a kernel before 5.3, or a seccomp filter): fall
+			// back to kill, racing only with a PID reused in between.
+			if parent(pid) == ppid && unix.Kill(pid, sig) == nil {
+				n++
+			}
+			continue
 		}
 		// The pidfd pins the process; check it is still the one we saw.
 		if parent(pid) == ppid && unix.PidfdSendSignal(fd, sig, nil, 0) == nil {

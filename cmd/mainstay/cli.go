@@ -21,7 +21,7 @@ type CLI struct {
 	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT, unix:PATH, http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output) or exec:COMMAND. In MAINSTAY_READY, one probe per line."`
 	ReadyTimeout        time.Duration `default:"60s" help:"Give up when main is not ready after this long: main is stopped and mainstay exits 124; 0 waits forever (${default})."`
 	ReadyInterval       time.Duration `default:"10ms" help:"First delay between two attempts of a probe; it doubles, with jitter, up to --ready-max-interval (${default})."`
-	ReadyMaxInterval    time.Duration `default:"100ms" help:"Longest delay between two attempts of a probe (${default})."`
+	ReadyMaxInterval    time.Duration `default:"100ms" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies (${default})."`
 	ReadyAttemptTimeout time.Duration `default:"5s" help:"Longest one attempt of a probe may take; an exec probe still running then is killed with its process group (${default})."`
 
 	Helper          commandList   `placeholder:"COMMAND" help:"Command to run once main is ready; repeatable, run in order, each to completion. Split into words like a shell would, no shell run. In MAINSTAY_HELPER, one command per line."`
@@ -69,6 +69,15 @@ const envPrefix = "MAINSTAY"
 // parse reads args and the environment into a CLI. Bad input is returned
 // as an error that names the flag (or variable) and the value.
 func parse(args []string, version string) (*CLI, error) {
+	// An empty MAINSTAY_* variable counts as unset, as compose's
+	// "MAINSTAY_GRACE: ${GRACE:-}" produces one; kong would parse "". The
+	// exception is MAINSTAY_HELPER_PREFIX, where empty means no prefix.
+	for _, kv := range os.Environ() {
+		name, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix+"_") && v == "" && name != envPrefix+"_HELPER_PREFIX" {
+			os.Unsetenv(name)
+		}
+	}
 	cli := CLI{args: args}
 	parser, err := kong.New(&cli,
 		kong.Name("mainstay"),
@@ -221,17 +230,18 @@ func (l *commandList) Decode(ctx *kong.DecodeContext) error {
 	})
 }
 
-// decodeLines reads one flag value and passes each of its non-blank lines
-// to add: a newline separates items, which is how MAINSTAY_READY and
-// MAINSTAY_HELPER hold several, and an empty value holds none. Commas,
-// quotes and spaces are kept.
+// decodeLines reads one flag value and passes each of its non-blank lines,
+// trimmed, to add: a newline separates items, which is how MAINSTAY_READY
+// and MAINSTAY_HELPER hold several, and an empty value holds none. Commas,
+// quotes and inner spaces are kept.
 func decodeLines(ctx *kong.DecodeContext, what string, add func(string) error) error {
 	var v string
 	if err := ctx.Scan.PopValueInto(what, &v); err != nil {
 		return err
 	}
 	for _, line := range strings.Split(v, "\n") {
-		if strings.TrimSpace(line) == "" {
+		line = strings.TrimSpace(line)
+		if line == "" {
 			continue // so MAINSTAY_HELPER= switches off helpers baked into an image
 		}
 		if err := add(line); err != nil {

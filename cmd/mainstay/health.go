@@ -33,12 +33,13 @@ func health(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mainstay health: internal error: %v\n", err)
 		return 1
 	}
-	if _, err := parser.Parse(args); err != nil {
+	_, err = parser.Parse(args)
+	if exited >= 0 { // --help printed; kong went on to complain of the missing flag
+		return exited
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "mainstay health: error: %v\n", err)
 		return 1 // not 2: Docker reserves it in HEALTHCHECK
-	}
-	if exited >= 0 { // --help
-		return exited
 	}
 	state := readState(cli.ReadyFile)
 	fmt.Fprintln(stdout, state)

@@ -175,8 +175,8 @@ func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log
 	case errors.As(err, &helper):
 		log.Error("helper failed; stopping main", "helper", helper.Task.Name, "exit_code", helper.ExitCode(), "err", err)
 		code = helper.ExitCode()
-	default: // a probe that can never pass
-		log.Error("readiness cannot be reached; stopping main", "err", err)
+	default: // a probe that can never pass, or --helpers-dir unreadable
+		log.Error("start-up failed; stopping main", "err", err)
 		code = reaper.StartFailureCode(err)
 	}
 	p.Stop()
