@@ -144,9 +144,9 @@ func (p *Process) Stop() {
 // channel's buffer and are then dropped.
 func (p *Process) loop() {
 	var kill <-chan time.Time
-	askStop := func(why string) {
+	askStop := func(why string, sent syscall.Signal) {
 		if kill == nil {
-			p.log.Info("stopping main", "pid", p.PID(), "reason", why, "stop_signal", SignalName(p.opts.StopSignal), "grace", p.opts.Grace)
+			p.log.Info("stopping main", "pid", p.PID(), "reason", why, "stop_signal", SignalName(sent), "grace", p.opts.Grace)
 			kill = time.After(p.opts.Grace)
 			close(p.stopping)
 		}
@@ -160,7 +160,7 @@ func (p *Process) loop() {
 			stop = nil
 			if kill == nil { // not asked already: a second stop signal can mean "quit now"
 				p.send(p.opts.StopSignal)
-				askStop("start-up failed")
+				askStop("start-up failed", p.opts.StopSignal)
 			}
 		case <-kill:
 			p.log.Warn("main did not exit within grace; killing it", "pid", p.PID(), "grace", p.opts.Grace)
@@ -174,7 +174,7 @@ func (p *Process) loop() {
 					close(p.aborted)
 				}
 				p.send(p.opts.StopSignal)
-				askStop("signal " + SignalName(got))
+				askStop("signal "+SignalName(got), p.opts.StopSignal)
 				continue
 			}
 			sig := got
@@ -184,7 +184,7 @@ func (p *Process) loop() {
 			p.log.Debug("forwarding signal", "signal", SignalName(sig), "pid", p.PID(), "group", p.opts.Group)
 			p.send(sig)
 			if asksToStop(got) {
-				askStop("signal " + SignalName(got))
+				askStop("signal "+SignalName(got), sig)
 			}
 		}
 	}

@@ -32,7 +32,10 @@ func (e Exit) Signaled() bool { return e.status.Signaled() }
 // String describes the exit as "exit status N" or "killed by SIGNAME".
 func (e Exit) String() string {
 	if e.status.Signaled() {
-		return "killed by " + unix.SignalName(e.status.Signal())
+		if name := unix.SignalName(e.status.Signal()); name != "" {
+			return "killed by " + name
+		}
+		return fmt.Sprintf("killed by signal %d", int(e.status.Signal()))
 	}
 	return fmt.Sprintf("exit status %d", e.status.ExitStatus())
 }

@@ -376,3 +376,15 @@ func TestSweepNothingLeft(t *testing.T) {
 		t.Errorf("Sweep with no children took %s", d)
 	}
 }
+
+// TestExitRealTimeSignal: a signal without a conventional name is named by
+// its number.
+func TestExitRealTimeSignal(t *testing.T) {
+	exit, err := shared.Run(context.Background(), exec.Command("sh", "-c", "kill -40 $$"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit.Code() != 168 || exit.String() != "killed by signal 40" {
+		t.Errorf("got %d %q, want 168 \"killed by signal 40\"", exit.Code(), exit)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -36,6 +37,9 @@ func health(args []string, stdout, stderr io.Writer) int {
 	_, err = parser.Parse(args)
 	if exited >= 0 { // --help printed; kong went on to complain of the missing flag
 		return exited
+	}
+	if err == nil && cli.ReadyFile == "" {
+		err = errors.New("no ready file: give --ready-file or set MAINSTAY_READY_FILE")
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "mainstay health: error: %v\n", err)

@@ -92,3 +92,13 @@ func TestHealthCommand(t *testing.T) {
 		t.Errorf("health without a ready file: exit %d, %q", code, errOut.String())
 	}
 }
+
+// TestHealthEmptyReadyFile: an empty MAINSTAY_READY_FILE is bad usage, not
+// "gone".
+func TestHealthEmptyReadyFile(t *testing.T) {
+	t.Setenv("MAINSTAY_READY_FILE", "")
+	var out, errOut bytes.Buffer
+	if code := health(nil, &out, &errOut); code != 1 || out.Len() != 0 || !strings.Contains(errOut.String(), "no ready file") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
