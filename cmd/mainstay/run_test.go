@@ -251,8 +251,10 @@ func TestRunExitCodes(t *testing.T) {
 			setup: func(t *testing.T, dir string) setup {
 				pidFile, later := filepath.Join(dir, "pid"), filepath.Join(dir, "later")
 				return setup{
-					args: []string{"--helper", "sh -c 'exit 5'", "--helper", "touch " + later,
-						"--", "sh", "-c", `echo $$ > "$0"; exec sleep 100`, pidFile},
+					// The helpers wait until main has written its PID
+					// (renamed into place, so never seen half-written).
+					args: []string{"--ready", "file:" + pidFile, "--helper", "sh -c 'exit 5'", "--helper", "touch " + later,
+						"--", "sh", "-c", `echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; exec sleep 100`, pidFile},
 					check: func(t *testing.T, _, _ string) {
 						if pid := pidFrom(t, pidFile); alive(pid) {
 							t.Errorf("main (PID %d) outlived mainstay", pid)
