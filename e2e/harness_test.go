@@ -60,7 +60,10 @@ type config struct {
 	// setsid starts mainstay (unshare in pid1 mode) in a new session;
 	// with setctty, its fd ctty becomes the session's controlling terminal.
 	setsid, setctty bool
-	ctty            int
+	// netns, in pid1 mode, also gives mainstay a network namespace of its
+	// own with the loopback up.
+	netns bool
+	ctty  int
 	// output, when set, returns what mainstay wrote to stderr (a pty).
 	output func() []byte
 }
@@ -96,7 +99,14 @@ func startWith(t *testing.T, m mode, dir string, cfg config, args ...string) *ru
 	if m.pid1 {
 		// --kill-child: should the test kill unshare, mainstay (and with
 		// it the whole namespace) dies too.
-		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
+		ns := []string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}
+		if cfg.netns {
+			// A network namespace of its own, with only a loopback: the
+			// server can take its usual port. sh brings lo up, then
+			// becomes mainstay, PID 1.
+			ns = append(ns, "--net", "sh", "-c", `ip link set lo up && exec "$@"`, "sh")
+		}
+		argv = append(ns, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// The test's own MAINSTAY_* variables (a developer's shell) must not

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo and the end-to-end tests need, from Debian's
 # packages, when it is missing: PostgreSQL (server, client, pgbench), Redis
-# (server and redis-cli), procps (ps), util-linux (unshare, setpriv). Idempotent; needs root on a fresh machine.
+# (server and redis-cli), procps (ps), util-linux (unshare, setpriv, nsenter),
+# iproute2 (ip, to bring up a test network namespace's loopback). Idempotent; needs root on a fresh machine.
 # Debian's postgresql package creates and may start a cluster "main" that
 # mainstay does not use: it is stopped, so nothing is left listening.
 set -euo pipefail
@@ -14,6 +15,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v ps >/dev/null || need+=(procps)
 command -v unshare >/dev/null && command -v setpriv >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

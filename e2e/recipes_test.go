@@ -1,0 +1,214 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// recipe is what a page of docs/recipes declares: the files shown under a
+// **`NAME`** heading, and the Dockerfile's ENV, ENTRYPOINT and CMD.
+type recipe struct {
+	files           map[string]string
+	env             []string
+	entrypoint, cmd []string
+}
+
+var fileHeading = regexp.MustCompile("^\\*\\*`([^`]+)`\\*\\*$")
+
+// readRecipe reads a recipe page, so that the test runs exactly what the
+// page shows.
+func readRecipe(t *testing.T, page string) recipe {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "docs", "recipes", page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := recipe{files: map[string]string{}}
+	var name string
+	var body []string
+	inBlock := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case !inBlock && fileHeading.MatchString(line):
+			name = fileHeading.FindStringSubmatch(line)[1]
+		case !inBlock && strings.HasPrefix(line, "```") && name != "":
+			inBlock, body = true, nil
+		case inBlock && line == "```":
+			r.files[name] = strings.Join(body, "\n") + "\n"
+			inBlock, name = false, ""
+		case inBlock:
+			body = append(body, line)
+		}
+	}
+	docker, ok := r.files["Dockerfile"]
+	if !ok {
+		t.Fatalf("%s: no Dockerfile", page)
+	}
+	// Join continuation lines, then read the instructions we run.
+	for _, ins := range strings.Split(strings.ReplaceAll(docker, "\\\n", " "), "\n") {
+		word, rest, _ := strings.Cut(strings.TrimSpace(ins), " ")
+		switch word {
+		case "ENV":
+			if k, v, ok := strings.Cut(strings.TrimSpace(rest), "="); ok && k != "PATH" {
+				r.env = append(r.env, k+"="+v)
+			}
+		case "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(rest), &r.entrypoint); err != nil {
+				t.Fatalf("%s: ENTRYPOINT: %v", page, err)
+			}
+		case "CMD":
+			if err := json.Unmarshal([]byte(rest), &r.cmd); err != nil {
+				t.Fatalf("%s: CMD: %v", page, err)
+			}
+		}
+	}
+	if len(r.entrypoint) == 0 || r.entrypoint[0] != "mainstay" || len(r.cmd) == 0 {
+		t.Fatalf("%s: ENTRYPOINT %q, CMD %q", page, r.entrypoint, r.cmd)
+	}
+	return r
+}
+
+// rooted moves the image's absolute paths under root, in every argument.
+func rooted(root string, args []string, paths ...string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		for _, p := range paths {
+			a = strings.ReplaceAll(a, p, root+p)
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// TestRecipePostgreSQL runs docs/recipes/postgresql.md's ENTRYPOINT and CMD
+// as written, with its pg_hba.conf and migrations, against PostgreSQL from
+// Debian — mainstay as root and PID 1 in its own PID and network
+// namespaces, as in a container — only the image's paths moved under a
+// temporary directory.
+func TestRecipePostgreSQL(t *testing.T) {
+	rc := readRecipe(t, "postgresql.md")
+	root := dbDir(t, "postgres")
+	for _, d := range []string{"/var/lib/postgresql", "/migrations", "/etc/postgresql", "/run/mainstay"} {
+		if err := os.MkdirAll(root+d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range rc.files {
+		dst := map[string]string{"pg_hba.conf": "/etc/postgresql/pg_hba.conf"}[name]
+		if strings.HasPrefix(name, "migrations/") {
+			dst = "/" + name
+		}
+		if dst != "" {
+			if err := os.WriteFile(root+dst, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The Dockerfile's initdb step.
+	data := root + "/var/lib/postgresql/data"
+	out, err := exec.Command("sh", "-c", `install -d -o postgres -g postgres -m 0700 "$1" &&
+		chown postgres:postgres "$(dirname "$1")" &&
+		runuser -u postgres -- "$2/initdb" -D "$1" -A trust -U postgres -E UTF8 --locale=C.UTF-8`,
+		"sh", data, pgBin(t)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+
+	paths := []string{"/var/lib/postgresql", "/migrations/", "/etc/postgresql/", "/run/mainstay/"}
+	args := append(rooted(root, rc.entrypoint[1:], paths...), rooted(root, rc.cmd, paths...)...)
+	env := append(rooted(root, rc.env, paths...), "POSTGRES_PASSWORD=change-me",
+		"PATH="+pgBin(t)+":"+os.Getenv("PATH"))
+	readyFile := root + "/run/mainstay/ready"
+	if !contains(env, "MAINSTAY_READY_FILE="+readyFile) {
+		t.Fatalf("the recipe's ENV does not set MAINSTAY_READY_FILE=/run/mainstay/ready: %q", rc.env)
+	}
+	dir := t.TempDir()
+	r := startWith(t, pid1, dir, config{ctty: -1, netns: true, env: env}, args...)
+	waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
+
+	inside := func(args ...string) (string, error) {
+		cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(r.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if state, err := inside(bin, "health"); state != "ready" || err != nil {
+		t.Errorf("mainstay health (HEALTHCHECK): %q, %v", state, err)
+	}
+	got, err := inside("psql", "-X", "-At", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres",
+		"-c", "SELECT name FROM products ORDER BY id", "postgres")
+	if err != nil || got != "kettle\nteapot\nmug" {
+		t.Errorf("seeded products: %q, %v", got, err)
+	}
+	if !exists(root + "/var/lib/postgresql/initialised") {
+		t.Error("once marker not written")
+	}
+
+	r.signal(syscall.SIGTERM) // docker stop
+	if code := r.wait(long); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	if log := r.stderr(); !strings.Contains(log, "received fast shutdown request") || !strings.Contains(log, "database system is shut down") {
+		t.Errorf("no clean fast shutdown:\n%s", log)
+	}
+}
+
+// TestRecipeRedis runs docs/recipes/redis.md's ENTRYPOINT and CMD as
+// written, the same way as TestRecipePostgreSQL.
+func TestRecipeRedis(t *testing.T) {
+	rc := readRecipe(t, "redis.md")
+	root := dbDir(t, "redis")
+	for _, d := range []string{"/var/lib/redis", "/run/mainstay"} {
+		if err := os.MkdirAll(root+d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("chown", "redis:redis", root+"/var/lib/redis").CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v\n%s", err, out)
+	}
+	paths := []string{"/var/lib/redis", "/run/mainstay/"}
+	args := append(rooted(root, rc.entrypoint[1:], paths...), rooted(root, rc.cmd, paths...)...)
+	env := rooted(root, rc.env, paths...)
+	readyFile := root + "/run/mainstay/ready"
+	if !contains(env, "MAINSTAY_READY_FILE="+readyFile) {
+		t.Fatalf("the recipe's ENV does not set MAINSTAY_READY_FILE=/run/mainstay/ready: %q", rc.env)
+	}
+	r := startWith(t, pid1, t.TempDir(), config{ctty: -1, netns: true, env: env}, args...)
+	waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
+
+	inside := func(args ...string) (string, error) {
+		cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(r.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if state, err := inside(bin, "health"); state != "ready" || err != nil {
+		t.Errorf("mainstay health (HEALTHCHECK): %q, %v", state, err)
+	}
+	if got, err := inside("redis-cli", "-e", "-p", "6379", "GET", "greeting"); got != "hello, world" || err != nil {
+		t.Errorf("GET greeting: %q, %v", got, err)
+	}
+	if got, err := inside("redis-cli", "-e", "-p", "6379", "LRANGE", "queue", "0", "-1"); got != "a\nb\nc" || err != nil {
+		t.Errorf("LRANGE queue: %q, %v", got, err)
+	}
+	if !exists(root+"/var/lib/redis/initialised") || !exists(root+"/var/lib/redis/dump.rdb") {
+		t.Error("once marker or the seed's dump.rdb missing")
+	}
+	r.signal(syscall.SIGTERM)
+	if code := r.wait(long); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+}
