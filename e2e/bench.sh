@@ -5,7 +5,8 @@
 # the default 20 runs per case; pass e.g. -runs 5 for a quick look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+export PATH="$PATH:/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin"
+export HOME="${HOME:-/root}" # the go command keeps its caches there
 if ! command -v wait-for-it >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wait-for-it >/dev/null

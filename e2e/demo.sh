@@ -15,7 +15,8 @@
 #      mainstay exits with its code, 0
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+export PATH="$PATH:/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin"
+export HOME="${HOME:-/root}" # the go command keeps its caches there
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates a PID namespace and drops to user postgres)" >&2; exit 1; }
 
 bash e2e/setup.sh

@@ -3,7 +3,8 @@
 # Installs what the tests need first (e2e/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+export PATH="$PATH:/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin"
+export HOME="${HOME:-/root}" # the go command keeps its caches there
 
 bash e2e/setup.sh
 export PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1):$PATH"
