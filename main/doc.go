@@ -17,15 +17,20 @@
 //     "docker stop", and [signal.Ignore] would leak SIG_IGN into children,
 //     so nothing is ignored.
 //   - SIGCHLD (the reaper's), SIGURG (the Go runtime's preemption), SIGTTIN
-//     and SIGTTOU (job control aimed at mainstay itself), SIGPIPE and the
-//     synchronous fault signals are never subscribed, hence never forwarded.
+//     and SIGTTOU (job control aimed at mainstay itself), SIGPIPE, SIGPROF
+//     and signals 32 to 34 (which Go never delivers) are never subscribed,
+//     hence never forwarded. Fault signals are subscribed: one sent with
+//     kill is forwarded, while a real fault in mainstay still crashes it.
+//   - The subscription outlives main: a signal during the final sweep must
+//     not fall back to Go's default action (exit 2 for a Go PID 1).
 //   - Until [Process.Foreground] is called (start-up), SIGTERM, SIGINT and
 //     SIGQUIT abort start-up: main is stopped and [Process.Aborted] is
 //     closed. Every other signal goes to main. Afterwards every signal goes
 //     to main, SIGTERM replaced by the stop signal.
 //   - Once main is asked to stop (the stop signal, or a forwarded SIGTERM,
 //     SIGINT or SIGQUIT), it has the grace period to exit; then it is sent
-//     SIGKILL. The grace timer is armed once and never re-armed.
+//     SIGKILL. The grace timer is armed once and never re-armed, and
+//     [Process.Stop] after that sends nothing more.
 //   - The terminal is only touched when stdin is one and it is the
 //     controlling terminal: [Process.Foreground] then gives main the
 //     terminal's foreground, with SIGTTOU blocked on a locked OS thread, and

@@ -1,5 +1,6 @@
 // Package readiness decides when main "can do its job": it parses probe
-// specs (tcp:, file:, exec:) and waits until every probe has passed.
+// specs (tcp:, unix:, http://, https://, file:, log:, exec:) and waits until
+// every probe has passed.
 //
 // # Invariants
 //
@@ -16,5 +17,8 @@
 //     with that error.
 //   - A probe that can never pass (its program does not exist) fails the
 //     wait at once instead of being retried.
+//   - Probes that can tell when to try again (file: through inotify, log:
+//     on the matching line) wake their next attempt early; polling goes on
+//     beside them as the fallback.
 //   - No goroutine or timer is left running once [Wait] returns.
 package readiness
