@@ -11,7 +11,8 @@
 //     exited, or a signal aborted start-up), is killed with its whole
 //     process group before Run returns.
 //   - With a terminal, the running task is the terminal's foreground job, so
-//     it can prompt and Ctrl-C reaches it, not mainstay.
+//     it can prompt and Ctrl-C reaches it, not mainstay. Without one, each
+//     line it prints may carry a prefix naming it; main's output never does.
 //   - A failed task (non-zero exit, signal, timeout, cannot start) ends the
 //     run with a *[Error] under [Stop]; under [Continue] it is logged and the
 //     next task runs.

@@ -26,5 +26,6 @@
 // SIGTERM (then SIGKILL after a grace period) to every remaining descendant
 // and returns only when wait4 reports ECHILD. As PID 1 it signals with
 // kill(-1); otherwise it walks /proc and signals each descendant through a
-// pidfd, because kill(-1) would reach processes that are not ours.
+// pidfd (kill(2) where pidfds are unavailable), because kill(-1) would reach
+// processes that are not ours.
 package reaper
