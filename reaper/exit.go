@@ -14,6 +14,9 @@ type Exit struct {
 	status unix.WaitStatus
 }
 
+// KilledBy is the Exit of a process that signal sig killed.
+func KilledBy(sig unix.Signal) Exit { return Exit{unix.WaitStatus(sig)} }
+
 // Code is the exit code a shell would report for the process: its exit
 // status, or 128+N when signal N killed it.
 func (e Exit) Code() int {

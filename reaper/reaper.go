@@ -74,6 +74,7 @@ type Proc struct {
 	cmd  *exec.Cmd
 	pid  int
 	done chan struct{} // closed when the child has been reaped
+	out  *copies
 
 	// Guarded by r.mu.
 	stopped bool
@@ -87,22 +88,36 @@ type Proc struct {
 // exit status is kept for [Proc.Wait]. It is the only way the program starts
 // a child. Start returns [ErrClosed] once [Reaper.Sweep] has begun, and
 // cmd.Start's error when the command cannot be started.
+//
+// cmd.Stdin must be nil or an *os.File. A cmd.Stdout or cmd.Stderr that is
+// not an *os.File is fed through a pipe that Start copies from itself, so
+// that [exec.Cmd.Wait] is never needed (see [Proc.Wait]).
 func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pgid = 0
+	if _, ok := cmd.Stdin.(*os.File); cmd.Stdin != nil && !ok {
+		return nil, errors.New("internal error: reaper: stdin must be a file")
+	}
+	out, err := redirect(cmd)
+	if err != nil {
+		return nil, err
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
+		out.abort()
 		return nil, ErrClosed
 	}
 	if err := cmd.Start(); err != nil {
+		out.abort()
 		return nil, err
 	}
-	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	out.started()
+	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), out: out}
 	r.procs[p.pid] = p
 	return p, nil
 }
@@ -168,14 +183,16 @@ func (p *Proc) PID() int { return p.pid }
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
 // Wait blocks until the child has exited and returns how. It also waits for
-// the command's I/O copying to finish (bounded by cmd.WaitDelay) and releases
-// the process handle. It may be called any number of times, from any goroutine.
+// the copying of the child's output to finish (bounded by cmd.WaitDelay
+// once the child has exited) and releases the process handle. It may be
+// called any number of times, from any goroutine.
+//
+// It never calls [exec.Cmd.Wait]: without pidfds that would wait4 the PID,
+// which by then may belong to another of the program's children.
 func (p *Proc) Wait() Exit {
 	<-p.done
 	p.release.Do(func() {
-		// The status is already ours; Cmd.Wait only flushes the I/O
-		// goroutines here. Its "no child processes" error is expected.
-		_ = p.cmd.Wait()
+		p.out.wait(p.cmd.WaitDelay)
 		_ = p.cmd.Process.Release()
 	})
 	p.r.mu.Lock()
@@ -184,7 +201,10 @@ func (p *Proc) Wait() Exit {
 }
 
 // Stopped reports whether the child is stopped by a job-control signal.
+// It reaps first, so a stop that the kernel has reported but whose SIGCHLD
+// the reaper goroutine has not handled yet is seen too.
 func (p *Proc) Stopped() bool {
+	p.r.drain()
 	p.r.mu.Lock()
 	defer p.r.mu.Unlock()
 	return p.stopped

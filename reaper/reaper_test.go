@@ -346,7 +346,7 @@ wait`, dir)
 
 	const grace = 300 * time.Millisecond
 	start := time.Now()
-	shared.Sweep(grace)
+	shared.Sweep(start.Add(grace))
 	took := time.Since(start)
 	for name, pid := range pids {
 		if alive(pid) {
@@ -371,7 +371,7 @@ func TestSweepNothingLeft(t *testing.T) {
 		return
 	}
 	start := time.Now()
-	shared.Sweep(time.Hour)
+	shared.Sweep(time.Now().Add(time.Hour))
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Sweep with no children took %s", d)
 	}

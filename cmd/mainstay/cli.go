@@ -35,7 +35,7 @@ type CLI struct {
 	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'."`
 
 	StopSignal  signalFlag    `default:"TERM" placeholder:"SIG" help:"Signal that asks main to stop; it replaces SIGTERM when forwarding (TERM, SIGINT, 2, ...) (${default})."`
-	Grace       time.Duration `default:"10s" help:"How long main may take to exit once asked to stop, and leftover processes once main exited, before SIGKILL (${default})."`
+	Grace       time.Duration `default:"8s" help:"Budget of the whole stop, counted from the stop signal (or main's exit): main, then whatever is left, must exit within it or get SIGKILL, and mainstay waits at most 1s more. Keep it under docker stop's timeout (10s) (${default})."`
 	SignalGroup bool          `help:"Send signals to main's whole process group instead of main alone."`
 
 	User userFlag `placeholder:"USER[:GROUP]" help:"Run main, the helpers and exec probes as this user (name or number) and group; HOME, USER and LOGNAME from the user's entry; supplementary groups reset. Needs mainstay to run as root."`

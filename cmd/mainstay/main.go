@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -29,7 +30,19 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "health" {
 		os.Exit(health(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	keepWritesFromKilling()
 	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// keepWritesFromKilling subscribes to SIGPIPE. Without a subscription, the
+// Go runtime kills the program when a write to fd 1 or 2 fails with EPIPE
+// (a closed log pipe, "mainstay ... | head"): mainstay would die with main
+// orphaned, or as PID 1 exit 2 and take main down with it. Subscribed, the
+// write just fails, and mainstay goes on supervising. Notify rather than
+// Ignore: SIG_IGN would be inherited by every child. The channel is never
+// read; its one slot fills and later SIGPIPEs are dropped.
+func keepWritesFromKilling() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }
 
 // run is mainstay from parsed arguments to exit code. It is the only place
@@ -126,9 +139,19 @@ func run(args []string, stderr io.Writer) int {
 	exit := p.Wait()
 	setPhase(phaseStop)
 	log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
-	r.Sweep(cli.Grace)
+	r.Sweep(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
 	return exit.Code()
+}
+
+// stopDeadline is the end of the stop's one budget, --grace: counted from
+// when main was first asked to stop, or from now when main exited on its
+// own. Leftover processes get what main left of it.
+func stopDeadline(p *mainproc.Process, grace time.Duration) time.Time {
+	if d := p.StopDeadline(); !d.IsZero() {
+		return d
+	}
+	return time.Now().Add(grace)
 }
 
 // flushTimeout bounds the wait for main's copied output at exit; the sweep
@@ -192,7 +215,7 @@ func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log
 	if code < 0 {
 		code = exit.Code()
 	}
-	r.Sweep(cli.Grace)
+	r.Sweep(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
 	return code
 }
