@@ -52,7 +52,7 @@ type Process struct {
 
 	mu       sync.Mutex
 	deadline time.Time // end of the stop's budget, once asked to stop
-	outputs   []*output
+	outputs  []*output
 }
 
 // Start subscribes to the signals mainstay forwards, then starts argv as
