@@ -46,6 +46,9 @@ type Config struct {
 	// TTY, when not nil, is the controlling terminal: each task runs as its
 	// foreground job, with the terminal as its output, unprefixed.
 	TTY *os.File
+	// Reclaim, when set, is called after each task that had the terminal,
+	// to take the terminal back as a shell does when a foreground job ends.
+	Reclaim func()
 	// Prefix, when not empty and there is no TTY, is written before each
 	// line of a task's output; "{helper}" in it becomes the task's short
 	// name (its program's base name, with "#N" when several share it).
@@ -151,11 +154,16 @@ func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 	start := time.Now()
 	cfg.Log.Info("helper started", "helper", t.Name)
 	exit, err := cfg.Runner.Run(tctx, cmd)
+	if cfg.TTY != nil && cfg.Reclaim != nil {
+		cfg.Reclaim()
+	}
 	if err != nil {
 		return &Error{Task: t, Err: err}
 	}
 	elapsed := time.Since(start).Round(time.Millisecond)
-	if ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+	// A timeout only when the task was killed for it: one that exited on
+	// its own an instant before the deadline has its own result.
+	if exit.Cancelled() && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
 		return &Error{Task: t, Exit: exit, TimedOut: cfg.Timeout}
 	}
 	if !exit.Success() {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mainstay-dev/mainstay/helpers"
+	"github.com/mainstay-dev/mainstay/reaper"
 	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
@@ -325,4 +326,38 @@ func TestRunContextDone(t *testing.T) {
 func cancelCause(*testing.T) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return ctx, func() { cancel(errShutdown) }
+}
+
+// lateRunner runs the command for real, then returns only once ctx is done:
+// as when a task exits an instant before its deadline and the timer fires
+// before the exit is looked at.
+type lateRunner struct{ helpers.Runner }
+
+func (l lateRunner) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
+	exit, err := l.Runner.Run(ctx, cmd)
+	<-ctx.Done()
+	return exit, err
+}
+
+// TestExitJustBeforeTimeout: a task that exited with 0 before mainstay
+// killed it succeeded, even though its deadline has passed by the time its
+// result is read; one that exited 3 failed with 3, not 124.
+func TestExitJustBeforeTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		code   int // 0: success
+	}{{"exit 0", 0}, {"exit 3", 3}} {
+		t.Run(tc.script, func(t *testing.T) {
+			log, _ := reapertest.NewLog()
+			err := result(t, runAsync(context.Background(), []helpers.Task{sh(tc.script)},
+				helpers.Config{Timeout: 50 * time.Millisecond, OnFailure: helpers.Stop, Runner: lateRunner{runner}, Log: log}))
+			var he *helpers.Error
+			switch {
+			case tc.code == 0 && err != nil:
+				t.Errorf("Run = %v, want success", err)
+			case tc.code != 0 && (!errors.As(err, &he) || he.ExitCode() != tc.code || he.TimedOut != 0):
+				t.Errorf("Run = %v, want exit code %d without a timeout", err, tc.code)
+			}
+		})
+	}
 }

@@ -81,10 +81,11 @@ func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Pr
 		dst *os.File
 		fd  *io.Writer
 	}{{opts.Stdout, os.Stdout, &cmd.Stdout}, {opts.Stderr, os.Stderr, &cmd.Stderr}} {
+		// Copied while main has the terminal: see ForegroundSafe.
 		if s.obs == nil {
 			continue
 		}
-		w, o, err := pipeOutput(s.dst, s.obs)
+		w, o, err := pipeOutput(ForegroundSafe(s.dst), s.obs)
 		if err != nil {
 			for _, w := range pipes {
 				w.Close()

@@ -123,8 +123,8 @@ func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) {
 }
 
 // Run starts cmd, waits for it to exit and returns how it ended. When ctx is
-// done first, the child's whole process group is killed (SIGKILL) and Run
-// still waits for the child. The error is cmd.Start's, or [ErrClosed].
+// done first, the child's whole process group is killed (SIGKILL), Run
+// still waits for the child, and the Exit says [Exit.Cancelled]. The error is cmd.Start's, or [ErrClosed].
 func (r *Reaper) Run(ctx context.Context, cmd *exec.Cmd) (Exit, error) {
 	p, err := r.Start(cmd)
 	if err != nil {
@@ -132,10 +132,19 @@ func (r *Reaper) Run(ctx context.Context, cmd *exec.Cmd) (Exit, error) {
 	}
 	select {
 	case <-p.done:
+		return p.Wait(), nil
 	case <-ctx.Done():
-		p.SignalGroup(unix.SIGKILL)
 	}
-	return p.Wait(), nil
+	// The child may have exited meanwhile: then it was not killed.
+	r.mu.Lock()
+	killed := !p.exited
+	if killed {
+		_ = unix.Kill(-p.pid, unix.SIGKILL)
+	}
+	r.mu.Unlock()
+	exit := p.Wait()
+	exit.cancelled = killed
+	return exit, nil
 }
 
 // drain reaps every child that has changed state, and reports whether the
@@ -171,7 +180,7 @@ func (r *Reaper) drain() (childless bool) {
 		}
 		r.mu.Unlock()
 		if p == nil && (ws.Exited() || ws.Signaled()) {
-			r.log.Debug("reaped orphan", "pid", pid, "exit_code", Exit{ws}.Code())
+			r.log.Debug("reaped orphan", "pid", pid, "exit_code", Exit{status: ws}.Code())
 		}
 	}
 }
@@ -197,7 +206,7 @@ func (p *Proc) Wait() Exit {
 	})
 	p.r.mu.Lock()
 	defer p.r.mu.Unlock()
-	return Exit{p.status}
+	return Exit{status: p.status}
 }
 
 // Stopped reports whether the child is stopped by a job-control signal.

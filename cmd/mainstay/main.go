@@ -31,7 +31,8 @@ func main() {
 		os.Exit(health(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	keepWritesFromKilling()
-	os.Exit(run(os.Args[1:], os.Stderr))
+	// Log lines are written while main has the terminal too.
+	os.Exit(run(os.Args[1:], mainproc.ForegroundSafe(os.Stderr)))
 }
 
 // keepWritesFromKilling subscribes to SIGPIPE. Without a subscription, the
@@ -119,6 +120,7 @@ func run(args []string, stderr io.Writer) int {
 			OnFailure: helpers.Policy(cli.OnHelperFailure),
 			Runner:    cli.User.runner(r),
 			TTY:       tty,
+			Reclaim:   func() { reclaim(tty, log) },
 			Prefix:    cli.HelperPrefix,
 			Log:       log,
 		})
@@ -137,11 +139,20 @@ func run(args []string, stderr io.Writer) int {
 	p.Foreground(tty)
 	log.Info("main in the foreground", "pid", p.PID())
 	exit := p.Wait()
+	reclaim(tty, log)
 	setPhase(phaseStop)
 	log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 	r.Sweep(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
 	return exit.Code()
+}
+
+// reclaim takes the terminal back once its foreground job (a helper, main)
+// has ended, so mainstay's next log line cannot stop it.
+func reclaim(tty *os.File, log *slog.Logger) {
+	if err := mainproc.Reclaim(tty); err != nil {
+		log.Warn("cannot take the terminal back", "err", err)
+	}
 }
 
 // stopDeadline is the end of the stop's one budget, --grace: counted from
