@@ -173,3 +173,30 @@ while :; do sleep 0.05; done
 		r.mustLog("leftover processes did not exit within grace; killing them")
 	})
 }
+
+// TestInheritedIgnore: a signal ignored when mainstay starts (trap "" in a
+// shell, nohup) stays ignored for main, as with a plain exec or tini: main
+// sends itself SIGHUP and SIGINT and lives on. Without the fix, mainstay's
+// subscription un-ignored them and main died of SIGHUP (129).
+func TestInheritedIgnore(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		dir := t.TempDir()
+		main := script(t, dir, "main.sh", `kill -HUP $$; kill -INT $$; echo ok > "$D/ok"; exit 4
+`)
+		r := startWith(t, m, dir, config{wrap: []string{"sh", "-c", `trap "" HUP INT; exec "$@"`, "sh"}},
+			"--log-format", "json", "--", "sh", main)
+		if got := r.wait(long); got != 4 {
+			t.Errorf("exit code %d, want main's 4 (main lived on)", got)
+		}
+		if got := lines(filepath.Join(dir, "ok")); len(got) != 1 {
+			t.Error("main did not survive its own SIGHUP and SIGINT")
+		}
+		var got []string
+		for _, l := range r.logsWith("signal ignored when mainstay started: left ignored, for main and every child too") {
+			got = append(got, l.str("signal"))
+		}
+		if len(got) != 2 || got[0] != "SIGHUP" || got[1] != "SIGINT" {
+			t.Errorf("logged inherited signals %q, want [SIGHUP SIGINT]", got)
+		}
+	})
+}

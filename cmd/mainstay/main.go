@@ -67,6 +67,9 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	for _, s := range mainproc.Inherited() {
+		log.Info("signal ignored when mainstay started: left ignored, for main and every child too", "signal", mainproc.SignalName(s))
+	}
 	tty := mainproc.OpenTerminal()
 	argv := cli.mainArgv()
 	opts := mainproc.Options{
