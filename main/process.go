@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"sync"
 	"syscall"
 	"time"
@@ -55,22 +54,21 @@ type Process struct {
 	outputs  []*output
 }
 
-// Start subscribes to the signals mainstay forwards, then starts argv as
-// main through r, with mainstay's stdin, stdout and stderr, and starts the
-// goroutine that signals it. The error is the start error of argv[0]; see
+// Start starts argv as main through r, with mainstay's stdin, stdout and
+// stderr, and starts the goroutine that signals it, which from then on
+// owns the subscription sigs. The error is the start error of argv[0]; see
 // [reaper.StartFailureCode] for its exit code.
-func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Process, error) {
+func Start(r *reaper.Reaper, sigs *Signals, argv []string, opts Options, log *slog.Logger) (*Process, error) {
 	p := &Process{
 		opts:     opts,
 		log:      log,
-		sigs:     make(chan os.Signal, 64),
+		sigs:     sigs.c,
 		started:  make(chan struct{}),
 		stop:     make(chan struct{}),
 		aborted:  make(chan struct{}),
 		stopping: make(chan struct{}),
 		stuck:    make(chan struct{}),
 	}
-	signal.Notify(p.sigs, forwarded...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = opts.Env
@@ -90,7 +88,6 @@ func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Pr
 			for _, w := range pipes {
 				w.Close()
 			}
-			signal.Stop(p.sigs)
 			return nil, err
 		}
 		pipes = append(pipes, w)
@@ -102,7 +99,6 @@ func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Pr
 		w.Close() // main has its own copy now
 	}
 	if err != nil {
-		signal.Stop(p.sigs)
 		return nil, err
 	}
 	p.proc = proc
