@@ -206,8 +206,21 @@ func (c *CLI) beforeMain(r *reaper.Reaper, sigs *mainproc.Signals, tty *os.File,
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	stop := sigs.Watch(func(sig syscall.Signal) { cancel(&signalError{sig}) }, log)
-	defer stop() // before main's signal loop takes the subscription over
+	err := c.waitAndRunBefore(ctx, r, tty, log, setPhase)
+	// Once stop returns, main's signal loop may take the subscription
+	// over. A stop signal the watch took as the last task ended has
+	// cancelled ctx but may have come too late for the task's result: it
+	// still aborts, or it would be lost and main would start unasked.
+	stop()
+	var sig *signalError
+	if errors.As(context.Cause(ctx), &sig) {
+		return sig
+	}
+	return err
+}
 
+// waitAndRunBefore is beforeMain's work, ended early when ctx is done.
+func (c *CLI) waitAndRunBefore(ctx context.Context, r *reaper.Reaper, tty *os.File, log *slog.Logger, setPhase func(string)) error {
 	if len(c.WaitFor) > 0 {
 		setPhase(phaseWaitFor)
 		if err := readiness.Wait(ctx, c.WaitFor, c.probeConfig(r, c.waitForTimeout(), log)); err != nil {
