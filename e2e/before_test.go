@@ -5,7 +5,10 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,5 +202,140 @@ func TestWaitForNameResolvesLater(t *testing.T) {
 		r.mustLog("probe passed")
 		r.signal(syscall.SIGTERM)
 		r.wait(long)
+	})
+}
+
+// netnsPair makes two network namespaces joined by a veth pair, "db" at
+// dbAddr and "app" at appAddr (a /24 of their own, reachable only between
+// them), and deletes both at the end of the test.
+func netnsPair(t *testing.T, tag, dbAddr, appAddr string) (db, app string) {
+	t.Helper()
+	db, app = fmt.Sprintf("mst-db-%d-%s", os.Getpid(), tag), fmt.Sprintf("mst-app-%d-%s", os.Getpid(), tag)
+	ipCmd := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %q: %v\n%s", args, err, out)
+		}
+	}
+	for _, ns := range []string{db, app} {
+		ipCmd("netns", "add", ns)
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+				t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
+			}
+		})
+	}
+	ipCmd("link", "add", "veth-app", "netns", app, "type", "veth", "peer", "name", "veth-db", "netns", db)
+	for _, x := range []struct{ ns, dev, addr string }{{db, "veth-db", dbAddr}, {app, "veth-app", appAddr}} {
+		ipCmd("-n", x.ns, "addr", "add", x.addr+"/24", "dev", x.dev)
+		ipCmd("-n", x.ns, "link", "set", x.dev, "up")
+		ipCmd("-n", x.ns, "link", "set", "lo", "up")
+	}
+	return db, app
+}
+
+// TestAppContainerPattern is the application container of a Compose
+// project: PostgreSQL runs in a "container" of its own (its own PID and
+// network namespaces, under a mainstay of its own, on its own address),
+// started 2 s after the app's mainstay. The app's mainstay waits for it
+// with --wait-for tcp: and exec:pg_isready, runs a psql migration with
+// --before, then starts an HTTP server (busybox httpd) with an http: probe.
+// The migration runs exactly once, after the database accepts queries, and
+// main starts after it.
+func TestAppContainerPattern(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		const dbAddr, appAddr = "10.213.0.1", "10.213.0.2"
+		dbNS, appNS := netnsPair(t, m.name, dbAddr, appAddr)
+		p := newPG(t)
+		hba := filepath.Join(p.data, "pg_hba.conf")
+		f, err := os.OpenFile(hba, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The app, and the test's own queries from inside the db namespace.
+		fmt.Fprintf(f, "host all all %s/32 trust\nhost all all %s/32 trust\n", appAddr, dbAddr)
+		f.Close()
+		migration := p.file("001_app.sql", `CREATE TABLE IF NOT EXISTS migration_runs (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
+INSERT INTO migration_runs DEFAULT VALUES;
+`)
+		www := filepath.Join(p.dir, "www")
+		if err := os.Mkdir(www, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(www, "index.html"), "shop\n", 0o644)
+		httpPort := freePort(t)
+
+		appDir := t.TempDir()
+		start0 := time.Now()
+		app := startWith(t, m, appDir, config{wrap: []string{"ip", "netns", "exec", appNS}},
+			"--log-format", "json", "--log-level", "debug", "--wait-for-timeout", "30s",
+			"--wait-for", fmt.Sprintf("tcp:%s:%d", dbAddr, p.port),
+			"--wait-for", fmt.Sprintf("exec:pg_isready -q -h %s -p %d -U postgres", dbAddr, p.port),
+			"--before", fmt.Sprintf("psql -X -q -1 -h %s -p %d -U postgres -v ON_ERROR_STOP=1 -f %s postgres", dbAddr, p.port, migration),
+			"--ready", fmt.Sprintf("http://127.0.0.1:%d/", httpPort),
+			"--", "busybox", "httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", httpPort), "-h", www)
+		app.waitLog("probe failed")                         // waiting for the database, which is not there yet
+		time.Sleep(time.Until(start0.Add(2 * time.Second))) // the scenario: the database comes 2 s later
+		dbStart := time.Now()
+		db := startWith(t, pid1, t.TempDir(), config{wrap: []string{"ip", "netns", "exec", dbNS}},
+			"--log-format", "json", "--user", "postgres", "--stop-signal", "SIGINT", "--grace", "20s",
+			"--", filepath.Join(p.bin, "postgres"), "-D", p.data, "-p", strconv.Itoa(p.port),
+			"-c", "listen_addresses="+dbAddr, "-k", p.sock)
+
+		waitFor(t, long, "the app's ready line", func() bool { return len(app.logsWith("ready")) >= 2 })
+		out, err := exec.Command("ip", "netns", "exec", dbNS, "psql", "-X", "-At", "-h", dbAddr, "-p", strconv.Itoa(p.port),
+			"-U", "postgres", "-c", "SELECT count(*), to_char(min(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM migration_runs", "postgres").CombinedOutput()
+		if err != nil {
+			t.Fatalf("reading the migration's table: %v\n%s", err, out)
+		}
+		count, at, _ := strings.Cut(strings.TrimSpace(string(out)), "|")
+		if count != "1" {
+			t.Errorf("the migration ran %s times, want once", count)
+		}
+		migrated, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			t.Fatalf("migration time %q: %v", at, err)
+		}
+		var pgPassed logLine
+		for _, l := range app.logsWith("probe passed") {
+			if strings.HasPrefix(l.str("probe"), "exec:pg_isready") {
+				pgPassed = l
+			}
+		}
+		if pgPassed == nil {
+			t.Fatal("no probe passed line for pg_isready")
+		}
+		taskStarted, taskDone, mainStarted := app.mustLog("before task started"), app.mustLog("before task succeeded"), app.mustLog("main started")
+		if taskStarted == nil || taskDone == nil || mainStarted == nil {
+			t.FailNow()
+		}
+		t.Logf("db started %s after the app; pg_isready passed %s, migration at %s, main started %s after it",
+			dbStart.Sub(start0).Round(time.Millisecond), pgPassed.time().Sub(dbStart).Round(time.Millisecond),
+			migrated.Sub(dbStart).Round(time.Millisecond), mainStarted.time().Sub(migrated).Round(time.Millisecond))
+		switch {
+		case !migrated.After(dbStart):
+			t.Errorf("migration at %s, before the database was started at %s", migrated, dbStart)
+		case pgPassed.time().After(taskStarted.time()):
+			t.Errorf("before task started %s, before pg_isready passed %s", taskStarted.time(), pgPassed.time())
+		case taskStarted.time().After(migrated):
+			t.Errorf("migration row at %s, before the task started at %s", migrated, taskStarted.time())
+		case mainStarted.time().Before(taskDone.time()) || mainStarted.time().Before(migrated):
+			t.Errorf("main started %s, before the migration (%s) or its success (%s)", mainStarted.time(), migrated, taskDone.time())
+		}
+		if n := len(app.logsWith("before task started")); n != 1 {
+			t.Errorf("%d before task starts, want 1", n)
+		}
+		if l := app.mustLog("probe passed"); l != nil && l.str("phase") != "wait-for" {
+			t.Errorf("first probe passed in phase %q", l.str("phase"))
+		}
+
+		app.signal(syscall.SIGTERM)
+		if code := app.wait(long); code != 143 && code != 0 {
+			t.Errorf("app exit %d after SIGTERM, want httpd's 143 or 0", code)
+		}
+		db.signal(syscall.SIGTERM)
+		if code := db.wait(long); code != 0 {
+			t.Errorf("db exit %d after SIGTERM, want 0", code)
+		}
 	})
 }

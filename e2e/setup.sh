@@ -16,6 +16,9 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v ps >/dev/null || need+=(procps)
 command -v unshare >/dev/null && command -v setpriv >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
+# The before-main tests and the application recipe (docs/recipes/app.md):
+# busybox's httpd is their small HTTP server.
+command -v busybox >/dev/null || need+=(busybox)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
