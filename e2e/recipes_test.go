@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // recipe is what a page of docs/recipes declares: the files shown under a
@@ -210,5 +212,93 @@ func TestRecipeRedis(t *testing.T) {
 	r.signal(syscall.SIGTERM)
 	if code := r.wait(long); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestRecipeApp runs docs/recipes/app.md's ENTRYPOINT and CMD as written,
+// with its files, in the app's own PID, mount and network namespaces, where
+// a private /etc/hosts names the database "db"; PostgreSQL runs in a
+// namespace of its own at that address, started 2 s after the app, as a
+// Compose project's db container would come up.
+func TestRecipeApp(t *testing.T) {
+	rc := readRecipe(t, "app.md")
+	const dbAddr, appAddr = "10.213.1.1", "10.213.1.2"
+	dbNS, appNS := netnsPair(t, "recipe", dbAddr, appAddr)
+	root := t.TempDir()
+	for name, content := range rc.files {
+		var dst string
+		switch {
+		case strings.HasPrefix(name, "migrations/"):
+			dst = "/" + name
+		case strings.HasPrefix(name, "www/"):
+			dst = "/srv/" + name
+		default:
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(root+dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root+dst, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(root+"/run/mainstay", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hosts := filepath.Join(root, "hosts")
+	writeFile(t, hosts, "127.0.0.1 localhost\n"+dbAddr+" db\n", 0o644)
+
+	paths := []string{"/migrations/", "/srv/www", "/run/mainstay/"}
+	args := append(rooted(root, rc.entrypoint[1:], paths...), rooted(root, rc.cmd, paths...)...)
+	env := rooted(root, rc.env, paths...)
+	readyFile := root + "/run/mainstay/ready"
+	if !contains(env, "MAINSTAY_READY_FILE="+readyFile) {
+		t.Fatalf("the recipe's ENV does not set MAINSTAY_READY_FILE=/run/mainstay/ready: %q", rc.env)
+	}
+	wrap := []string{"ip", "netns", "exec", appNS, "sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, hosts}
+	start0 := time.Now()
+	app := startWith(t, pid1, t.TempDir(), config{env: env, wrap: wrap}, args...)
+
+	p := newPG(t)
+	f, err := os.OpenFile(filepath.Join(p.data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "host all all %s/32 trust\nhost all all %s/32 trust\n", appAddr, dbAddr)
+	f.Close()
+	time.Sleep(time.Until(start0.Add(2 * time.Second))) // the database comes 2 s after the app
+	if exists(readyFile) || app.exited() {
+		t.Fatalf("ready file %v, exited %v before the database exists", exists(readyFile), app.exited())
+	}
+	db := startWith(t, pid1, t.TempDir(), config{wrap: []string{"ip", "netns", "exec", dbNS}},
+		"--user", "postgres", "--stop-signal", "SIGINT", "--grace", "20s",
+		"--", filepath.Join(p.bin, "postgres"), "-D", p.data, "-p", "5432", "-c", "listen_addresses="+dbAddr, "-k", p.sock)
+	waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
+
+	inside := func(args ...string) (string, error) {
+		cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(app.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if state, err := inside(bin, "health"); state != "ready" || err != nil {
+		t.Errorf("mainstay health (HEALTHCHECK): %q, %v", state, err)
+	}
+	if got, err := inside("busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/cgi-bin/orders"); got != "orders: 0" || err != nil {
+		t.Errorf("GET /cgi-bin/orders: %q, %v", got, err)
+	}
+	if got, err := inside("psql", "-X", "-At", "-c", "SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"); got != "1" || err != nil {
+		t.Errorf("the migration's table: %q, %v", got, err)
+	}
+	if !strings.Contains(app.stderr(), `msg="before task succeeded"`) || strings.Count(app.stderr(), `msg="before task started"`) != 1 {
+		t.Errorf("want one before task, succeeded:\n%s", app.stderr())
+	}
+	app.signal(syscall.SIGTERM)
+	if code := app.wait(long); code != 143 && code != 0 {
+		t.Errorf("app exit %d after SIGTERM, want httpd's 143 or 0", code)
+	}
+	db.signal(syscall.SIGTERM)
+	if code := db.wait(long); code != 0 {
+		t.Errorf("db exit %d after SIGTERM", code)
 	}
 }
