@@ -213,8 +213,8 @@ func (s *Sidecar) supervise() {
 		}
 		restarts++
 		delay := b.NextBackOff()
-		s.setState(Restarting)
 		s.log.Warn("sidecar exited; restarting", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String(), "restart", restarts, "delay", delay, "ran", ran.Round(time.Millisecond))
+		s.setState(Restarting)
 		timer := time.NewTimer(delay)
 		select {
 		case <-timer.C:

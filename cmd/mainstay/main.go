@@ -215,6 +215,9 @@ func (h *publisher) ready() {
 func (h *publisher) update() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.sc.isStopping() {
+		return // the stop has published "stopping" already
+	}
 	state := stateReady
 	if h.sc.restarting() {
 		state = stateRestarting
