@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -82,7 +83,7 @@ func (sc *sidecarFlag) setOption(key, v string) error {
 	switch key {
 	case "name":
 		if v == "" {
-			return fmt.Errorf("empty name")
+			return errors.New("empty name")
 		}
 		sc.name, sc.named = v, true
 	case "ready":
@@ -101,25 +102,25 @@ func (sc *sidecarFlag) setOption(key, v string) error {
 		case "after":
 			sc.after = true
 		default:
-			return fmt.Errorf("start=%s: want before or after", v)
+			return errors.New("want before or after")
 		}
 	case "restart":
 		switch r := mainproc.Restart(v); r {
 		case mainproc.RestartNo, mainproc.RestartOnFailure, mainproc.RestartAlways:
 			sc.restart = r
 		default:
-			return fmt.Errorf("restart=%s: want no, on-failure or always", v)
+			return errors.New("want no, on-failure or always")
 		}
 	case "retries":
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return fmt.Errorf("retries=%s: want a number, 0 or more", v)
+			return errors.New("want a number, 0 or more")
 		}
 		sc.retries = n
 	case "essential":
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return fmt.Errorf("essential=%s: want true or false", v)
+			return errors.New("want true or false")
 		}
 		sc.essential = b
 	case "stop-signal":
