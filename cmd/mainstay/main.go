@@ -41,8 +41,15 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log, setPhase := newLogger(stderr, cli.LogFormat, cli.LogLevel)
-	rf := &readyFile{path: cli.ReadyFile}
+	files, err := cli.openStateFiles()
+	if err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return 2
+	}
+	defer files.marker.close()
+	rf := files.ready
 	if err := rf.set(stateStarting); err != nil {
+		rf.close()
 		fmt.Fprintf(stderr, "mainstay: error: --ready-file: %v\n", err)
 		return 2
 	}
@@ -101,7 +108,7 @@ func run(args []string, stderr io.Writer) int {
 	})
 	if err == nil {
 		setPhase(phaseHelpers)
-		err = cli.runHelpers(ctx, helpers.Config{
+		err = cli.runHelpers(ctx, files.marker, helpers.Config{
 			Timeout:   cli.HelperTimeout,
 			OnFailure: helpers.Policy(cli.OnHelperFailure),
 			Runner:    cli.User.runner(r),
@@ -198,14 +205,12 @@ func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log
 }
 
 // runHelpers runs the --helper commands, then those in --helpers-dir,
-// unless the --once-marker exists; it creates the marker once every helper
-// succeeded.
-func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
-	if c.OnceMarker != "" {
-		if _, err := os.Stat(c.OnceMarker); err == nil {
-			cfg.Log.Info("once marker exists: skipping the helpers", "path", c.OnceMarker)
-			return nil
-		}
+// unless the --once-marker existed at start-up; it creates the marker once
+// every helper succeeded. A nil marker is no --once-marker.
+func (c *CLI) runHelpers(ctx context.Context, marker *onceMarker, cfg helpers.Config) error {
+	if marker != nil && marker.done {
+		cfg.Log.Info("once marker exists: skipping the helpers", "path", marker.path)
+		return nil
 	}
 	tasks := make([]helpers.Task, len(c.Helper))
 	for i, h := range c.Helper {
@@ -223,7 +228,7 @@ func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
 	if err := helpers.Run(ctx, tasks, cfg); err != nil {
 		return err
 	}
-	if c.OnceMarker == "" {
+	if marker == nil {
 		return nil
 	}
 	if failed > 0 {
@@ -232,7 +237,7 @@ func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
 	}
 	// A marker that cannot be written costs a re-run at the next start,
 	// not this one: main keeps running.
-	if err := writeAtomic(c.OnceMarker, time.Now().UTC().Format(time.RFC3339)+"\n"); err != nil {
+	if err := marker.write(time.Now().UTC().Format(time.RFC3339) + "\n"); err != nil {
 		cfg.Log.Error("cannot write the once marker: the helpers will run again at the next start", "path", c.OnceMarker, "err", err)
 	} else {
 		cfg.Log.Info("once marker written", "path", c.OnceMarker)

@@ -14,7 +14,6 @@ import (
 // "mainstay health" prints.
 func TestReadyFileStates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ready")
-	f := &readyFile{path: path}
 	check := func(want string, readyExists bool) {
 		t.Helper()
 		if got := readState(path); got != want {
@@ -27,6 +26,7 @@ func TestReadyFileStates(t *testing.T) {
 	check(stateGone, false)
 	// A stale ready file from an earlier run goes at start.
 	os.WriteFile(path, []byte("ready\n"), 0o644)
+	f := mustOpenReadyFile(t, path)
 	if err := f.set(stateStarting); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestReadyFileStale(t *testing.T) {
 
 func TestHealthCommand(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ready")
-	f := &readyFile{path: path}
+	f := mustOpenReadyFile(t, path)
 	for _, tc := range []struct {
 		state string
 		code  int
@@ -101,4 +101,14 @@ func TestHealthEmptyReadyFile(t *testing.T) {
 	if code := health(nil, &out, &errOut); code != 1 || out.Len() != 0 || !strings.Contains(errOut.String(), "no ready file") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
+}
+
+func mustOpenReadyFile(t *testing.T, path string) *readyFile {
+	t.Helper()
+	f, err := openReadyFile("--ready-file", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.close)
+	return f
 }
