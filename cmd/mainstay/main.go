@@ -40,6 +40,10 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
 		return 2
 	}
+	if code, err := cli.checkPrograms(); err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return code
+	}
 	log, setPhase := newLogger(stderr, cli.LogFormat, cli.LogLevel)
 	files, err := cli.openStateFiles()
 	if err != nil {
