@@ -105,10 +105,10 @@ func checkProgram(name string, cred *syscall.Credential) (int, error) {
 		}
 		return 127, fmt.Errorf("%s: not found in $PATH (%s)", name, os.Getenv("PATH"))
 	case err != nil:
-		return 126, fmt.Errorf("cannot execute %s: %v", name, errors.Unwrap(err))
+		return 126, fmt.Errorf("%s: cannot execute: %v", name, errors.Unwrap(err))
 	}
 	if err := mayExecute(path, cred); err != nil {
-		return 126, fmt.Errorf("cannot execute %s: %v", path, err)
+		return 126, fmt.Errorf("%s: cannot execute: %v", path, err)
 	}
 	return 0, nil
 }
