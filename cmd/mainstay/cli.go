@@ -90,30 +90,12 @@ func parse(args []string, version string) (*CLI, error) {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
 	if _, err := parser.Parse(args); err != nil {
-		return nil, err
+		return nil, usageError(parser, err, cli.source)
 	}
 	if err := checkEnvironment(parser, os.Environ()); err != nil {
 		return nil, err
 	}
 	return &cli, nil
-}
-
-// checkEnvironment refuses a MAINSTAY_* variable that no flag reads: a
-// misspelt MAINSTAY_READY_TIMOUT would otherwise be ignored in silence.
-func checkEnvironment(parser *kong.Kong, environ []string) error {
-	known := map[string]bool{}
-	for _, f := range parser.Model.Flags {
-		for _, e := range f.Envs {
-			known[e] = true
-		}
-	}
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
-			return fmt.Errorf("unknown environment variable %s: mainstay reads only the MAINSTAY_* variables that --help lists", name)
-		}
-	}
-	return nil
 }
 
 // Validate checks what kong's types cannot; kong calls it after parsing.
@@ -155,8 +137,8 @@ func (c *CLI) Validate() error {
 		if d.dir == "" {
 			continue
 		}
-		if fi, err := os.Stat(d.dir); err != nil || !fi.IsDir() {
-			return fmt.Errorf("%s: %s is not a directory", c.source(d.flag), d.dir)
+		if p := dirProblem(d.dir); p != "" {
+			return fmt.Errorf("%s: directory %s", c.source(d.flag), p)
 		}
 	}
 	if err := c.User.checkCanSwitch(); err != nil {

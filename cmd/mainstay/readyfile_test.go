@@ -112,3 +112,15 @@ func mustOpenReadyFile(t *testing.T, path string) *readyFile {
 	t.Cleanup(f.close)
 	return f
 }
+
+// TestHealthMissingValue: --ready-file with no value is one clear line and
+// exit 1 (health's bad usage), not kong's "expected string value".
+func TestHealthMissingValue(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := health([]string{"--ready-file"}, &out, &errOut)
+	msg := errOut.String()
+	if code != 1 || out.Len() != 0 || strings.Count(msg, "\n") != 1 ||
+		!strings.HasPrefix(msg, "mainstay health: error: --ready-file: no value given") || strings.Contains(msg, "EOL") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), msg)
+	}
+}
