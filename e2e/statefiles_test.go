@@ -191,7 +191,7 @@ func TestStaleReadyFileReplaced(t *testing.T) {
 		if got := r.wait(long); got != 0 {
 			t.Errorf("exit code %d, want 0", got)
 		}
-		if exists(ready) || exists(ready + ".state") {
+		if exists(ready) || exists(ready+".state") {
 			t.Error("ready file left behind")
 		}
 	})
