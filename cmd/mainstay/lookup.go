@@ -15,29 +15,53 @@ import (
 	"github.com/mainstay-dev/mainstay/readiness"
 )
 
-// program is a program a child will run, and where it was named, for the
-// error line.
+// program is a program a child will run, where it was named (for the
+// error line), and who runs it.
 type program struct {
-	name   string // argv[0]
-	source string // `--helper "migrate up"`, `main command`, ...
+	name   string    // argv[0]
+	source string    // `--helper "migrate up"`, `main command`, ...
+	user   *userFlag // nil: --user's
 }
 
 // programs lists every program the configuration names: main, each
-// --helper and each exec: probe. --helpers-dir is read when its turn
+// --helper, --before task and --sidecar, and each exec: probe of --ready,
+// --wait-for and a sidecar's ready=. --helpers-dir is read when its turn
 // comes. A later kind of child adds its argv here.
 func (c *CLI) programs() []program {
 	var out []program
+	add := func(flag, line string, argv []string, u *userFlag) {
+		src := "main command"
+		if flag != "" {
+			src = fmt.Sprintf("%s %q", c.listSource(flag), line)
+		}
+		out = append(out, program{argv[0], src, u})
+	}
+	probes := func(flag string, ps []readiness.Probe, u *userFlag) {
+		for _, pr := range ps {
+			if e, ok := pr.(readiness.Exec); ok {
+				add(flag, e.String(), e.Argv, u)
+			}
+		}
+	}
+	probes("--wait-for", c.WaitFor, nil)
+	for _, b := range c.Before {
+		add("--before", b.line, b.argv, nil)
+	}
 	if c.Main.argv != nil {
-		out = append(out, program{c.Main.argv[0], fmt.Sprintf("%s %q", c.listSource("--main"), c.Main.line)})
+		add("--main", c.Main.line, c.Main.argv, nil)
 	} else if len(c.Argv) > 0 {
-		out = append(out, program{c.Argv[0], "main command"})
+		add("", "", c.Argv, nil)
 	}
+	probes("--ready", c.Ready, nil)
 	for _, h := range c.Helper {
-		out = append(out, program{h.argv[0], fmt.Sprintf("%s %q", c.listSource("--helper"), h.line)})
+		add("--helper", h.line, h.argv, nil)
 	}
-	for _, pr := range c.Ready {
-		if e, ok := pr.(readiness.Exec); ok {
-			out = append(out, program{e.Argv[0], fmt.Sprintf("%s %q", c.listSource("--ready"), e.String())})
+	for _, sc := range c.Sidecar {
+		add("--sidecar", sc.line, sc.argv, sc.user)
+		for _, pr := range sc.ready {
+			if e, ok := pr.(readiness.Exec); ok {
+				add("--sidecar", sc.line+": ready="+e.String(), e.Argv, sc.user)
+			}
 		}
 	}
 	return out
@@ -67,16 +91,20 @@ func envName(flag string) string {
 
 // checkPrograms finds every program of the configuration the way its start
 // will (exec.LookPath on the PATH that mainstay and its children share)
-// and checks that the --user user (or mainstay's own, without --user) may
-// execute it. It runs before the first child starts; on failure it
+// and checks that the user it runs as (a sidecar's user=, --user, or
+// mainstay's own) may execute it. It runs before the first child starts; on failure it
 // returns the exit code, 127 (not found) or 126 (cannot execute), and a
 // one-line error naming the program and where it was given.
 func (c *CLI) checkPrograms() (int, error) {
-	cred := c.User.cred
-	if cred == nil {
-		cred = ownCredential()
-	}
 	for _, p := range c.programs() {
+		u := p.user
+		if u == nil {
+			u = &c.User
+		}
+		cred := u.cred
+		if cred == nil {
+			cred = ownCredential()
+		}
 		if code, err := checkProgram(p.name, cred); err != nil {
 			return code, fmt.Errorf("%s: %w", p.source, err)
 		}

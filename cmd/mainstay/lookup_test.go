@@ -99,6 +99,11 @@ func TestCheckProgramsSources(t *testing.T) {
 		{"MAINSTAY_HELPER", []string{"--", "true"}, map[string]string{"MAINSTAY_HELPER": "true\n" + missing}, `MAINSTAY_HELPER "` + missing + `"`},
 		{"--ready exec", []string{"--ready", "exec:" + missing + " -q", "--", "true"}, nil, `--ready "exec:` + missing + ` -q"`},
 		{"MAINSTAY_READY exec", []string{"--", "true"}, map[string]string{"MAINSTAY_READY": "tcp:1\nexec:" + missing}, `MAINSTAY_READY "exec:` + missing + `"`},
+		{"--before", []string{"--before", "true", "--before", missing + " up", "--", "true"}, nil, `--before "` + missing + ` up"`},
+		{"--wait-for exec", []string{"--wait-for", "exec:" + missing, "--", "true"}, nil, `--wait-for "exec:` + missing + `"`},
+		{"--sidecar", []string{"--sidecar", "name=x -- " + missing + " -f", "--", "true"}, nil, `--sidecar "name=x -- ` + missing + ` -f"`},
+		{"MAINSTAY_SIDECAR", []string{"--", "true"}, map[string]string{"MAINSTAY_SIDECAR": missing}, `MAINSTAY_SIDECAR "` + missing + `"`},
+		{"--sidecar ready=exec", []string{"--sidecar", "ready=exec:" + missing + " -- sleep 1", "--", "true"}, nil, `--sidecar "ready=exec:` + missing + ` -- sleep 1: ready=exec:` + missing + `"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -129,4 +134,33 @@ func openTempDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestCheckProgramsSidecarUser: a sidecar's program is checked as its own
+// user=, others as --user's.
+func TestCheckProgramsSidecarUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to set up a root-only program")
+	}
+	dir := openTempDir(t)
+	prog := filepath.Join(dir, "rootonly")
+	writeTestFile(t, prog, "#!/bin/sh\n")
+	if err := os.Chmod(prog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := mustParse(t, "--sidecar", prog, "--", "true").checkPrograms(); code != 0 {
+		t.Errorf("as root: %d, %v", code, err)
+	}
+	code, err := mustParse(t, "--sidecar", "user=nobody -- "+prog, "--", "true").checkPrograms()
+	if code != 126 || err == nil || !strings.Contains(err.Error(), "uid 65534 may not execute") {
+		t.Errorf("sidecar user=nobody: %d, %v; want 126", code, err)
+	}
+	code, err = mustParse(t, "--user", "nobody", "--sidecar", "user=root -- "+prog, "--", "true").checkPrograms()
+	if code != 0 {
+		t.Errorf("sidecar user=root under --user nobody: %d, %v; want 0", code, err)
+	}
+	code, err = mustParse(t, "--user", "nobody", "--helper", prog, "--", "true").checkPrograms()
+	if code != 126 {
+		t.Errorf("helper under --user nobody: %d, %v; want 126", code, err)
+	}
 }

@@ -21,7 +21,9 @@ const (
 	stateStarting = "starting"
 	stateReady    = "ready"
 	stateStopping = "stopping"
-	stateGone     = "gone"
+	// stateRestarting: started up, but an essential sidecar is restarting.
+	stateRestarting = "restarting"
+	stateGone       = "gone"
 )
 
 // fileDir is the directory of a --ready-file or --once-marker, resolved
@@ -226,7 +228,7 @@ func isStateContent(b []byte) bool {
 	}
 	state, pid, _ := strings.Cut(s, " ")
 	n, err := strconv.Atoi(pid)
-	return err == nil && n > 0 && (state == stateStarting || state == stateReady || state == stateStopping)
+	return err == nil && n > 0 && (state == stateStarting || state == stateReady || state == stateStopping || state == stateRestarting)
 }
 
 func (f *readyFile) stateName() string { return f.name + ".state" }
