@@ -142,9 +142,12 @@ echo "${KEEP_ME-unset}" > "$D/keep.$1"
 			"MAINSTAY_GRACE=5s",
 			"MAINSTAY_LOG_FORMAT=json",
 		}
-		// main dumps its environment, then runs a mainstay of its own.
+		// main dumps its environment, runs a mainstay of its own, then
+		// waits for the outer helper so that start-up is not cut short.
 		main := script(t, dir, "main.sh", `sh `+shQuote(dump)+` main
-exec `+shQuote(bin)+` -- sh `+shQuote(inner)+"\n")
+`+shQuote(bin)+` -- sh `+shQuote(inner)+` || exit 9
+while [ ! -e "$D/helper.runs" ]; do sleep 0.05; done
+`)
 		r := startWith(t, m, dir, config{env: env}, "--", "sh", main)
 		if got := r.wait(long); got != 0 {
 			t.Errorf("exit code %d, want 0", got)
