@@ -133,7 +133,13 @@ func checkProgram(name string, cred *syscall.Credential) (int, error) {
 		}
 		return 127, fmt.Errorf("%s: not found in $PATH (%s)", name, os.Getenv("PATH"))
 	case err != nil:
-		return 126, fmt.Errorf("%s: cannot execute: %v", name, errors.Unwrap(err))
+		reason := errors.Unwrap(err)
+		if strings.Contains(name, "/") {
+			if why := mayExecute(name, cred); why != nil {
+				reason = why // says which bit or mount, where it can
+			}
+		}
+		return 126, fmt.Errorf("%s: cannot execute: %v", name, reason)
 	}
 	if err := mayExecute(path, cred); err != nil {
 		return 126, fmt.Errorf("%s: cannot execute: %v", path, err)
@@ -145,6 +151,8 @@ func checkProgram(name string, cred *syscall.Credential) (int, error) {
 // cred may execute the file at path: every directory on the way (as given
 // and with symlinks resolved) searchable, the file executable, and not on
 // a noexec mount. access(2) cannot tell: it checks mainstay's real uid.
+// Where a POSIX ACL could grant more than the mode bits, the kernel has the
+// last word at start.
 func mayExecute(path string, cred *syscall.Credential) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -160,7 +168,7 @@ func mayExecute(path string, cred *syscall.Credential) error {
 			if err := unix.Stat(d, &st); err != nil {
 				return err
 			}
-			if !permits(&st, cred, 1) {
+			if !permits(&st, cred, 1) && !hasACL(d) {
 				return fmt.Errorf("uid %d may not enter directory %s (mode %s, owner %d:%d)", cred.Uid, d, fs.FileMode(st.Mode&0o777), st.Uid, st.Gid)
 			}
 			if d == "/" {
@@ -175,7 +183,7 @@ func mayExecute(path string, cred *syscall.Credential) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return errors.New("not a regular file")
 	}
-	if !permits(&st, cred, 1) {
+	if !permits(&st, cred, 1) && !hasACL(real) {
 		return fmt.Errorf("uid %d may not execute it (mode %s, owner %d:%d)", cred.Uid, fs.FileMode(st.Mode&0o777), st.Uid, st.Gid)
 	}
 	var sfs unix.Statfs_t
@@ -203,6 +211,14 @@ func permits(st *unix.Stat_t, cred *syscall.Credential, bit uint32) bool {
 	default:
 		return mode&bit != 0
 	}
+}
+
+// hasACL reports whether path has a POSIX access ACL, which may grant
+// what the mode bits do not: mainstay then leaves the decision to the
+// kernel when the program starts rather than refuse what might run.
+func hasACL(path string) bool {
+	n, err := unix.Getxattr(path, "system.posix_acl_access", nil)
+	return err == nil && n > 0
 }
 
 func inGroup(gid uint32, cred *syscall.Credential) bool {

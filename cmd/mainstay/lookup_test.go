@@ -2,10 +2,13 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestCheckProgram: programs are found as exec.Command finds them, and
@@ -162,5 +165,77 @@ func TestCheckProgramsSidecarUser(t *testing.T) {
 	code, err = mustParse(t, "--user", "nobody", "--helper", prog, "--", "true").checkPrograms()
 	if code != 126 {
 		t.Errorf("helper under --user nobody: %d, %v; want 126", code, err)
+	}
+}
+
+// TestCheckProgramACL: a POSIX ACL that lets the user execute what the
+// mode bits do not is not refused: the kernel decides at start. The ACL
+// is real: the test runs the program as that user to show it executes.
+func TestCheckProgramACL(t *testing.T) {
+	dir := openTempDir(t)
+	prog := filepath.Join(dir, "tool")
+	writeTestFile(t, prog, "#!/bin/sh\nexit 0\n")
+	if err := os.Chmod(prog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	user := &syscall.Credential{Uid: 4242, Gid: 4343, Groups: []uint32{4343}}
+	if code, _ := checkProgram(prog, user); code != 126 {
+		t.Fatalf("without an ACL: %d, want 126", code)
+	}
+	// version 2; user::rwx, user:4242:r-x, group::---, mask::r-x, other::---
+	acl := []byte{2, 0, 0, 0}
+	for _, e := range []struct {
+		tag, perm uint16
+		id        uint32
+	}{{0x01, 7, 0xffffffff}, {0x02, 5, 4242}, {0x04, 0, 0xffffffff}, {0x10, 5, 0xffffffff}, {0x20, 0, 0xffffffff}} {
+		acl = append(acl, byte(e.tag), byte(e.tag>>8), byte(e.perm), byte(e.perm>>8),
+			byte(e.id), byte(e.id>>8), byte(e.id>>16), byte(e.id>>24))
+	}
+	if err := unix.Setxattr(prog, "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("this file system takes no POSIX ACL: %v", err)
+	}
+	cmd := exec.Command(prog)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("the ACL does not let uid 4242 execute it: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Process.Wait()
+	if code, err := checkProgram(prog, user); code != 0 {
+		t.Errorf("with an ACL granting execute: %d, %v; want 0", code, err)
+	}
+}
+
+// noexecDirEnv, in the re-run test binary of TestCheckProgramNoexec, is a
+// noexec tmpfs mounted in that process's own mount namespace.
+const noexecDirEnv = "GO_TEST_MAINSTAY_NOEXEC_DIR"
+
+// TestCheckProgramNoexec: a program on a file system mounted noexec is
+// refused with 126, even for root. The mount is made in a mount namespace
+// of its own (unshare -m), where the test binary runs again.
+func TestCheckProgramNoexec(t *testing.T) {
+	if dir := os.Getenv(noexecDirEnv); dir != "" {
+		prog := filepath.Join(dir, "tool")
+		writeTestFile(t, prog, "#!/bin/sh\n")
+		if err := os.Chmod(prog, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		root := &syscall.Credential{}
+		code, err := checkProgram(prog, root)
+		if code != 126 || err == nil || !strings.Contains(err.Error(), "noexec") {
+			t.Errorf("on a noexec mount: %d, %v; want 126 saying noexec", code, err)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs -o noexec none "$1" && exec "$2" -test.run='^TestCheckProgramNoexec$' -test.v`, "sh", dir, os.Args[0])
+	cmd.Env = append(os.Environ(), noexecDirEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestCheckProgramNoexec") {
+		t.Errorf("in a mount namespace: %v\n%s", err, out)
 	}
 }

@@ -154,7 +154,7 @@ func TestRunExitCodes(t *testing.T) {
 				}
 				return setup{args: []string{"--", f}}
 			},
-			wantCode: 126, stderr: []string{"mainstay: error: main command: ", "cannot execute: permission denied"},
+			wantCode: 126, stderr: []string{"mainstay: error: main command: ", "cannot execute: uid ", "may not execute it (mode -rw-r--r--"},
 		},
 		{
 			name: "readiness, then helpers in order, then main in the foreground",
