@@ -40,8 +40,8 @@ type CLI struct {
 	HelperPrefix string `default:"[{helper}] " placeholder:"TEMPLATE" help:"Written before each line a helper prints, so logs show who said what; {helper} is the helper's program name (with #N when several share it). Empty: no prefix. Never applied on a terminal, where helpers keep it as their output (${default})."`
 
 	HelpersDir string `placeholder:"DIR" help:"Also run every executable file in DIR, in lexical order, after the --helper commands (/docker-entrypoint.d style); other files are skipped with a warning."`
-	OnceMarker string `placeholder:"PATH" help:"Skip the helpers when PATH exists; create PATH once every helper succeeded (first-boot initialisation that a failed boot retries)."`
-	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'."`
+	OnceMarker string `placeholder:"PATH" help:"Skip the helpers when PATH is a regular file at start (a symlink or directory there is refused); create PATH once every helper succeeded (first-boot initialisation that a failed boot retries)."`
+	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'. Anything at PATH or PATH.state that mainstay did not write is refused at start."`
 
 	StopSignal  signalFlag    `default:"TERM" placeholder:"SIG" help:"Signal that asks main to stop; it replaces SIGTERM when forwarding (TERM, SIGINT, 2, ...) (${default})."`
 	Grace       time.Duration `default:"8s" help:"Budget of the whole stop, counted from the stop signal (or main's exit): main, then whatever is left, must exit within it or get SIGKILL, and mainstay waits at most 1s more. Keep it under docker stop's timeout (10s) (${default})."`
