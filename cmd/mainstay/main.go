@@ -169,7 +169,7 @@ func run(args []string, stderr io.Writer) int {
 	case <-ctx.Done():
 		if errors.As(context.Cause(ctx), &why) {
 			logSidecarEnd(why, log)
-			p.Stop()
+			p.Stop("sidecar " + why.name + " ended")
 		}
 	}
 	exit := p.Wait()
@@ -428,7 +428,7 @@ func failStartup(err error, p *mainproc.Process, sc *sidecars, r *reaper.Reaper,
 	if !errors.Is(err, errMainExited) && !errors.Is(err, errAborted) {
 		// Say why before main is signalled.
 		code := exitCode(err, true, reaper.Exit{}, log)
-		p.Stop()
+		p.Stop("start-up failed")
 		exit := p.Wait()
 		log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 		deadline := stopDeadline(p, cli.Grace)
@@ -437,7 +437,7 @@ func failStartup(err error, p *mainproc.Process, sc *sidecars, r *reaper.Reaper,
 		p.FlushOutput(flushTimeout)
 		return code
 	}
-	p.Stop()
+	p.Stop("start-up failed")
 	exit := p.Wait()
 	switch {
 	case errors.Is(err, errAborted):
