@@ -40,8 +40,8 @@ type CLI struct {
 	HelperPrefix string `default:"[{helper}] " placeholder:"TEMPLATE" help:"Written before each line a helper prints, so logs show who said what; {helper} is the helper's program name (with #N when several share it). Empty: no prefix. Never applied on a terminal, where helpers keep it as their output (${default})."`
 
 	HelpersDir string `placeholder:"DIR" help:"Also run every executable file in DIR, in lexical order, after the --helper commands (/docker-entrypoint.d style); other files are skipped with a warning."`
-	OnceMarker string `placeholder:"PATH" help:"Skip the helpers when PATH exists; create PATH once every helper succeeded (first-boot initialisation that a failed boot retries)."`
-	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'."`
+	OnceMarker string `placeholder:"PATH" help:"Skip the helpers when PATH is a regular file at start (a symlink or directory there is refused); create PATH once every helper succeeded (first-boot initialisation that a failed boot retries)."`
+	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'. Anything at PATH or PATH.state that mainstay did not write is refused at start."`
 
 	StopSignal  signalFlag    `default:"TERM" placeholder:"SIG" help:"Signal that asks main to stop; it replaces SIGTERM when forwarding (TERM, SIGINT, 2, ...) (${default})."`
 	Grace       time.Duration `default:"8s" help:"Budget of the whole stop, counted from the stop signal (or main's exit): main, then whatever is left, must exit within it or get SIGKILL, and mainstay waits at most 1s more. Keep it under docker stop's timeout (10s) (${default})."`
@@ -99,30 +99,12 @@ func parse(args []string, version string) (*CLI, error) {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
 	if _, err := parser.Parse(args); err != nil {
-		return nil, err
+		return nil, usageError(parser, err, cli.source)
 	}
 	if err := checkEnvironment(parser, os.Environ()); err != nil {
 		return nil, err
 	}
 	return &cli, nil
-}
-
-// checkEnvironment refuses a MAINSTAY_* variable that no flag reads: a
-// misspelt MAINSTAY_READY_TIMOUT would otherwise be ignored in silence.
-func checkEnvironment(parser *kong.Kong, environ []string) error {
-	known := map[string]bool{}
-	for _, f := range parser.Model.Flags {
-		for _, e := range f.Envs {
-			known[e] = true
-		}
-	}
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
-			return fmt.Errorf("unknown environment variable %s: mainstay reads only the MAINSTAY_* variables that --help lists", name)
-		}
-	}
-	return nil
 }
 
 // Validate checks what kong's types cannot; kong calls it after parsing.
@@ -166,8 +148,8 @@ func (c *CLI) Validate() error {
 		if d.dir == "" {
 			continue
 		}
-		if fi, err := os.Stat(d.dir); err != nil || !fi.IsDir() {
-			return fmt.Errorf("%s: %s is not a directory", c.source(d.flag), d.dir)
+		if p := dirProblem(d.dir); p != "" {
+			return fmt.Errorf("%s: directory %s", c.source(d.flag), p)
 		}
 	}
 	if err := c.User.checkCanSwitch(); err != nil {

@@ -60,9 +60,20 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
 		return 2
 	}
+	if code, err := cli.checkPrograms(); err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return code
+	}
 	log, setPhase := newLogger(stderr, cli.LogFormat, cli.LogLevel)
-	rf := &readyFile{path: cli.ReadyFile}
+	files, err := cli.openStateFiles()
+	if err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return 2
+	}
+	defer files.marker.close()
+	rf := files.ready
 	if err := rf.set(stateStarting); err != nil {
+		rf.close()
 		fmt.Fprintf(stderr, "mainstay: error: --ready-file: %v\n", err)
 		return 2
 	}
@@ -137,7 +148,7 @@ func run(args []string, stderr io.Writer) int {
 	err = readiness.Wait(ctx, cli.Ready, cli.probeConfig(r, cli.ReadyTimeout, log))
 	if err == nil {
 		setPhase(phaseHelpers)
-		err = cli.runHelpers(ctx, cli.taskConfig(r, tty, log))
+		err = cli.runHelpers(ctx, files.marker, cli.taskConfig(r, tty, log))
 	}
 	if err == nil {
 		err = sc.start(ctx, true)
@@ -448,14 +459,12 @@ func failStartup(err error, p *mainproc.Process, sc *sidecars, r *reaper.Reaper,
 }
 
 // runHelpers runs the --helper commands, then those in --helpers-dir,
-// unless the --once-marker exists; it creates the marker once every helper
-// succeeded.
-func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
-	if c.OnceMarker != "" {
-		if _, err := os.Stat(c.OnceMarker); err == nil {
-			cfg.Log.Info("once marker exists: skipping the helpers", "path", c.OnceMarker)
-			return nil
-		}
+// unless the --once-marker existed at start-up; it creates the marker once
+// every helper succeeded. A nil marker is no --once-marker.
+func (c *CLI) runHelpers(ctx context.Context, marker *onceMarker, cfg helpers.Config) error {
+	if marker != nil && marker.done {
+		cfg.Log.Info("once marker exists: skipping the helpers", "path", marker.path)
+		return nil
 	}
 	tasks := make([]helpers.Task, len(c.Helper))
 	for i, h := range c.Helper {
@@ -473,7 +482,7 @@ func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
 	if err := helpers.Run(ctx, tasks, cfg); err != nil {
 		return err
 	}
-	if c.OnceMarker == "" {
+	if marker == nil {
 		return nil
 	}
 	if failed > 0 {
@@ -482,7 +491,7 @@ func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
 	}
 	// A marker that cannot be written costs a re-run at the next start,
 	// not this one: main keeps running.
-	if err := writeAtomic(c.OnceMarker, time.Now().UTC().Format(time.RFC3339)+"\n"); err != nil {
+	if err := marker.write(time.Now().UTC().Format(time.RFC3339) + "\n"); err != nil {
 		cfg.Log.Error("cannot write the once marker: the helpers will run again at the next start", "path", c.OnceMarker, "err", err)
 	} else {
 		cfg.Log.Info("once marker written", "path", c.OnceMarker)
