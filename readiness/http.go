@@ -31,6 +31,9 @@ func parseHTTP(spec, rawURL string, skipVerify bool) (Probe, error) {
 	if u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("probe %q: want %s://HOST[:PORT]/PATH", spec, u.Scheme)
 	}
+	if err := checkHost(u.Hostname()); err != nil {
+		return nil, fmt.Errorf("probe %q: %v", spec, err)
+	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return nil, fmt.Errorf("probe %q: port %q is not a number from 1 to 65535", spec, p)

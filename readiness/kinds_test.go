@@ -71,6 +71,7 @@ func TestUnixCheck(t *testing.T) {
 		name, spec, wantErr string
 	}{
 		{"listening socket passes", "unix:" + sock, ""},
+		{"url form passes", "unix://" + sock, ""},
 		{"absent socket fails", "unix:" + filepath.Join(dir, "absent.sock"), "no such file or directory"},
 		{"not a socket fails", "unix:" + regular, "connection refused"},
 	}

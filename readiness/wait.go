@@ -63,7 +63,9 @@ var errTimeout = errors.New("readiness timeout")
 // Wait polls every probe until all have passed, and returns nil then. It
 // returns a *NotReadyError when cfg.Timeout elapses first, context.Cause(ctx)
 // when ctx is done first, and the probe's error when a probe can never pass.
-// With no probes it returns nil at once.
+// With no probes it returns nil at once. A notify probe is not polled: it
+// waits for main's READY=1, and main's EXTEND_TIMEOUT_USEC=N moves the
+// end of the wait to at least N from then.
 func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	if len(probes) == 0 {
 		return nil
@@ -71,12 +73,26 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if cfg.Timeout > 0 {
-		var stop context.CancelFunc
-		ctx, stop = context.WithTimeoutCause(ctx, cfg.Timeout, errTimeout)
-		defer stop()
-	}
 	start := time.Now()
+	// The deadline is a timer rather than a context deadline, because a
+	// notify probe may move it.
+	var (
+		deadline time.Time
+		expired  <-chan time.Time
+		timer    *time.Timer
+	)
+	if cfg.Timeout > 0 {
+		deadline = start.Add(cfg.Timeout)
+		timer = time.NewTimer(cfg.Timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	var extended <-chan time.Time
+	for _, p := range probes {
+		if e, ok := p.(extender); ok && timer != nil {
+			extended = e.deadlines() // at most one notify probe
+		}
+	}
 	ws := make([]*waiter, len(probes))
 	errs := make(chan error, len(probes))
 	var wg sync.WaitGroup
@@ -90,13 +106,26 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	}
 	var first error
 	passed := 0
-	for range probes {
-		switch err := <-errs; {
-		case err == nil:
-			passed++
-		case first == nil:
-			first = err
-			cancel(err)
+	for left := len(probes); left > 0; {
+		select {
+		case err := <-errs:
+			left--
+			switch {
+			case err == nil:
+				passed++
+			case first == nil:
+				first = err
+				cancel(err)
+			}
+		case <-expired:
+			expired = nil
+			cancel(errTimeout)
+		case until := <-extended:
+			if expired != nil && until.After(deadline) {
+				deadline = until
+				timer.Reset(time.Until(until))
+				cfg.Log.Info("readiness deadline extended", "timeout", until.Sub(start).Round(time.Millisecond))
+			}
 		}
 	}
 	wg.Wait()
@@ -107,12 +136,12 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	case parent.Err() != nil:
 		return context.Cause(parent)
 	case errors.Is(context.Cause(ctx), errTimeout):
-		nr := &NotReadyError{After: cfg.Timeout}
+		nr := &NotReadyError{After: deadline.Sub(start)}
 		for _, w := range ws {
 			if !w.passed {
 				err := w.lastErr()
 				if err == nil {
-					err = fmt.Errorf("no attempt finished within %s (attempt timeout %s)", cfg.Timeout, cfg.AttemptTimeout)
+					err = fmt.Errorf("no attempt finished within %s (attempt timeout %s)", nr.After, cfg.AttemptTimeout)
 				}
 				nr.Failing = append(nr.Failing, Failure{w.probe, err})
 			}
@@ -121,6 +150,18 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	default:
 		return first
 	}
+}
+
+// awaiter is a probe that is not polled: await blocks until the probe
+// passes (nil) or ctx is done.
+type awaiter interface {
+	await(ctx context.Context) error
+}
+
+// extender is a probe that may move the end of the wait: deadlines
+// receives a moment the wait should not end before.
+type extender interface {
+	deadlines() <-chan time.Time
 }
 
 // waiter polls one probe.
@@ -146,6 +187,17 @@ func (w *waiter) run(ctx context.Context) error {
 		e.MaxElapsedTime = 0 // the wait's own timeout ends it, not backoff's 15-minute default
 		e.Reset()
 		b = e
+	}
+	if aw, ok := w.probe.(awaiter); ok {
+		w.mu.Lock()
+		w.last = w.probe.Check(ctx, w.cfg.Runner) // what a timeout reports
+		w.mu.Unlock()
+		if err := aw.await(ctx); err != nil {
+			return context.Cause(ctx)
+		}
+		w.passed = true
+		w.cfg.Log.Info("probe passed", "probe", w.probe.String(), "attempt", 1)
+		return nil
 	}
 	// A probe with wake-ups gets its own timer, stopped with ctx; the
 	// wait's deferred cancel ends it once the probe passed.

@@ -1,0 +1,3 @@
+package readiness_test
+
+func notifySendHelper() int { return 2 }
