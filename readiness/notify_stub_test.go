@@ -1,3 +1,0 @@
-package readiness_test
-
-func notifySendHelper() int { return 2 }
