@@ -101,6 +101,16 @@ func (p *Notify) Stopping() <-chan struct{} {
 	return p.stopping
 }
 
+// NotifyOf returns the notify probe among probes, nil when there is none.
+func NotifyOf(probes []Probe) *Notify {
+	for _, p := range probes {
+		if n, ok := p.(*Notify); ok {
+			return n
+		}
+	}
+	return nil
+}
+
 // Listen creates the socket: an abstract Unix datagram socket with
 // SO_PASSCRED, bound to a name the kernel chooses. Call it before main
 // starts, and pass [Notify.Env] in main's environment.

@@ -210,6 +210,9 @@ type probeList []readiness.Probe
 func (l *probeList) Decode(ctx *kong.DecodeContext) error {
 	return decodeLines(ctx, "spec", func(s string) error {
 		pr, err := readiness.Parse(s)
+		if err == nil && readiness.NotifyOf(*l) != nil && readiness.NotifyOf([]readiness.Probe{pr}) != nil {
+			return fmt.Errorf("probe %q: given more than once; main has one $%s", s, readiness.NotifyEnv)
+		}
 		if err == nil {
 			*l = append(*l, pr)
 		}

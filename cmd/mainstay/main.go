@@ -41,6 +41,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log, setPhase := newLogger(stderr, cli.LogFormat, cli.LogLevel)
+	up := readiness.TakeNotifySocket(log) // before any child starts: none inherits it
 	rf := &readyFile{path: cli.ReadyFile}
 	if err := rf.set(stateStarting); err != nil {
 		fmt.Fprintf(stderr, "mainstay: error: --ready-file: %v\n", err)
@@ -63,18 +64,32 @@ func run(args []string, stderr io.Writer) int {
 		Env:        cli.User.environ(),
 	}
 	opts.Stdout, opts.Stderr = cli.logWatchers()
+	nt := readiness.NotifyOf(cli.Ready)
+	if nt != nil {
+		if err := nt.Listen(); err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+		defer nt.Close()
+		opts.Env = append(opts.Env[:len(opts.Env):len(opts.Env)], nt.Env())
+	}
 	p, err := mainproc.Start(r, argv, opts, log)
 	if err != nil {
 		log.Error("cannot start main", "argv", argv, "err", err)
 		return reaper.StartFailureCode(err)
 	}
 	log.Info("main started", "pid", p.PID(), "argv", argv)
+	if nt != nil {
+		nt.Start(p.PID(), cli.User.uid(), log)
+	}
 	go func() {
 		select {
 		case <-p.Stopping():
 		case <-p.Done():
+		case <-nt.Stopping(): // main sent STOPPING=1
 		}
 		rf.set(stateStopping)
+		up.Send("STOPPING=1")
 	}()
 
 	// Start-up ends early when main exits or a signal aborts it.
@@ -119,6 +134,7 @@ func run(args []string, stderr io.Writer) int {
 	} else if cli.ReadyFile != "" {
 		log.Info("ready file written", "path", cli.ReadyFile)
 	}
+	up.Send("READY=1")
 
 	setPhase(phaseRun)
 	p.Foreground(tty)

@@ -129,6 +129,14 @@ func (a asUser) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
 	return a.r.Run(ctx, cmd)
 }
 
+// uid is the user main runs as.
+func (u *userFlag) uid() int {
+	if u.cred == nil {
+		return os.Getuid()
+	}
+	return int(u.cred.Uid)
+}
+
 // environ is the environment for main, helpers and exec probes: mainstay's own, with
 // the user's HOME, USER and LOGNAME when --user is given.
 func (u *userFlag) environ() []string {
