@@ -24,6 +24,26 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# --- notify readiness (e2e/notify_test.go, readiness unit tests) ---
+# systemd-notify, from Debian's systemd package, is the sd_notify client a
+# test's shell main runs. Installed only when missing, and nothing is
+# started: for the install, a policy-rc.d refuses every service start
+# (unless the machine has its own), and systemd does not become init.
+if ! command -v systemd-notify >/dev/null; then
+  echo "setup: installing systemd (for systemd-notify)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+  fi
+  ok=0
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd >/dev/null || ok=$?
+  [ -z "$policy" ] || rm -f "$policy"
+  [ "$ok" = 0 ] || exit "$ok"
+fi
+# --- end of the notify block ---
+
 # Stop any cluster the package started; our tests use their own initdb
 # directories and ports.
 if command -v pg_lsclusters >/dev/null; then
