@@ -170,6 +170,18 @@ func TestWaitWokenBeforeBackoffEnds(t *testing.T) {
 				}
 			}
 		}},
+		{"unix socket bound", func(t *testing.T) (string, readiness.Probe, func()) {
+			sock := filepath.Join(t.TempDir(), "app.sock")
+			spec := "unix:" + sock
+			return spec, mustParse(t, spec), func() {
+				l, err := net.Listen("unix", sock)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				t.Cleanup(func() { l.Close() })
+			}
+		}},
 		{"log line written", func(t *testing.T) (string, readiness.Probe, func()) {
 			spec := "log:accepting connections"
 			p := mustParse(t, spec).(*readiness.Log)

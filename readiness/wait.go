@@ -18,7 +18,8 @@ type Config struct {
 	Timeout time.Duration
 	// Interval is the first delay between two attempts of a probe, and
 	// MaxInterval its cap. Delays grow by Multiplier with RandomizationFactor
-	// jitter in between.
+	// jitter in between. A zero MaxInterval means each probe's
+	// [DefaultMaxInterval], and never less than Interval.
 	Interval, MaxInterval time.Duration
 	// AttemptTimeout bounds one attempt of one probe.
 	AttemptTimeout time.Duration
@@ -37,6 +38,27 @@ const (
 	Multiplier          = 2
 	RandomizationFactor = 0.2
 )
+
+// The default caps of the delay between two attempts (Config.MaxInterval
+// 0). An attempt of tcp:, unix: or http(s):// costs a connection to a
+// local socket, microseconds of work, so those kinds are polled often
+// enough for a median lag of about half of CheapMaxInterval; exec: forks
+// a process each time, and file: and log: are woken at their event, so
+// they keep the longer cap.
+const (
+	CheapMaxInterval = 20 * time.Millisecond
+	MaxInterval      = 100 * time.Millisecond
+)
+
+// DefaultMaxInterval is the cap of the delay between two attempts of p
+// when Config.MaxInterval is 0.
+func DefaultMaxInterval(p Probe) time.Duration {
+	switch p.(type) {
+	case TCP, Unix, HTTP:
+		return CheapMaxInterval
+	}
+	return MaxInterval
+}
 
 // NotReadyError reports the probes that had not passed when the wait timed out.
 type NotReadyError struct {
@@ -182,6 +204,9 @@ func (w *waiter) run(ctx context.Context) error {
 		e := backoff.NewExponentialBackOff()
 		e.InitialInterval = w.cfg.Interval
 		e.MaxInterval = w.cfg.MaxInterval
+		if e.MaxInterval == 0 {
+			e.MaxInterval = max(DefaultMaxInterval(w.probe), w.cfg.Interval)
+		}
 		e.Multiplier = Multiplier
 		e.RandomizationFactor = RandomizationFactor
 		e.MaxElapsedTime = 0 // the wait's own timeout ends it, not backoff's 15-minute default

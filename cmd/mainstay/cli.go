@@ -21,7 +21,7 @@ type CLI struct {
 	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT, unix:PATH, http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output) or exec:COMMAND. In MAINSTAY_READY, one probe per line."`
 	ReadyTimeout        time.Duration `default:"60s" help:"Give up when main is not ready after this long: main is stopped and mainstay exits 124; 0 waits forever (${default})."`
 	ReadyInterval       time.Duration `default:"10ms" help:"First delay between two attempts of a probe; it doubles, with jitter, up to --ready-max-interval (${default})."`
-	ReadyMaxInterval    time.Duration `default:"100ms" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies (${default})."`
+	ReadyMaxInterval    time.Duration `default:"0s" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies, for every kind. 0 (the default) means per kind: 20ms for tcp:, unix: and http(s)://, 100ms for exec:, file: and log: (never below --ready-interval)."`
 	ReadyAttemptTimeout time.Duration `default:"5s" help:"Longest one attempt of a probe may take; an exec probe still running then is killed with its process group (${default})."`
 
 	Helper          commandList   `placeholder:"COMMAND" help:"Command to run once main is ready; repeatable, run in order, each to completion. Split into words like a shell would, no shell run. In MAINSTAY_HELPER, one command per line."`
@@ -134,6 +134,7 @@ func (c *CLI) Validate() error {
 		v    time.Duration
 	}{
 		{"--ready-timeout", c.ReadyTimeout}, {"--helper-timeout", c.HelperTimeout}, {"--grace", c.Grace},
+		{"--ready-max-interval", c.ReadyMaxInterval},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: %s is negative", c.source(d.flag), d.v)
@@ -143,7 +144,7 @@ func (c *CLI) Validate() error {
 		flag string
 		v    time.Duration
 	}{
-		{"--ready-interval", c.ReadyInterval}, {"--ready-max-interval", c.ReadyMaxInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
+		{"--ready-interval", c.ReadyInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: %s is not positive", c.source(d.flag), d.v)
@@ -162,7 +163,7 @@ func (c *CLI) Validate() error {
 	if err := c.User.checkCanSwitch(); err != nil {
 		return err
 	}
-	if c.ReadyInterval > c.ReadyMaxInterval {
+	if c.ReadyMaxInterval > 0 && c.ReadyInterval > c.ReadyMaxInterval {
 		return fmt.Errorf("%s %s is longer than %s %s", c.source("--ready-interval"), c.ReadyInterval, c.source("--ready-max-interval"), c.ReadyMaxInterval)
 	}
 	return nil

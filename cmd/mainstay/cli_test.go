@@ -53,7 +53,7 @@ func TestRunBadInput(t *testing.T) {
 		{name: "negative ready-timeout", args: []string{"--ready-timeout=-2m", argvMain}, want: []string{"--ready-timeout", "-2m"}},
 		{name: "negative helper-timeout", args: []string{"--helper-timeout=-5s", argvMain}, want: []string{"--helper-timeout", "-5s"}},
 		{name: "zero ready-interval", args: []string{"--ready-interval=0", argvMain}, want: []string{"--ready-interval", "0s"}},
-		{name: "zero ready-max-interval", args: []string{"--ready-max-interval=0s", argvMain}, want: []string{"--ready-max-interval", "0s"}},
+		{name: "negative ready-max-interval", args: []string{"--ready-max-interval=-1ms", argvMain}, want: []string{"--ready-max-interval", "-1ms"}},
 		{name: "zero ready-attempt-timeout", args: []string{"--ready-attempt-timeout=0", argvMain}, want: []string{"--ready-attempt-timeout", "0s"}},
 		{
 			name: "interval longer than max interval", args: []string{"--ready-interval=1s", "--ready-max-interval=500ms", argvMain},
@@ -199,7 +199,7 @@ func TestParseDefaults(t *testing.T) {
 	got := []any{cli.ReadyTimeout, cli.ReadyInterval, cli.ReadyMaxInterval, cli.ReadyAttemptTimeout,
 		cli.HelperTimeout, cli.OnHelperFailure, cli.HelperPrefix, syscall.Signal(cli.StopSignal), cli.Grace, cli.SignalGroup,
 		cli.LogFormat, cli.LogLevel, len(cli.Ready), len(cli.Helper)}
-	want := []any{60 * time.Second, 10 * time.Millisecond, 100 * time.Millisecond, 5 * time.Second,
+	want := []any{60 * time.Second, 10 * time.Millisecond, time.Duration(0), 5 * time.Second, // max interval 0: per kind
 		time.Duration(0), "stop", "[{helper}] ", syscall.SIGTERM, 10 * time.Second, false,
 		"text", "info", 0, 0}
 	if !reflect.DeepEqual(got, want) {
