@@ -63,12 +63,25 @@ func TestNotifyPostgres(t *testing.T) {
 }
 
 // TestNotifyRedis: redis-server --supervised systemd sends READY=1 once it
-// accepts connections (after loading its dataset).
+// accepts commands, after loading its dataset: a first run saves a million
+// keys, and in the second the SET helper (with -e, so LOADING fails it)
+// succeeds at once.
 func TestNotifyRedis(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
 		dir := dbDir(t, "redis")
 		port := freePort(t)
 		cli := fmt.Sprintf("redis-cli -e -h 127.0.0.1 -p %d", port)
+		seedDir := t.TempDir()
+		seed := start(t, m, seedDir, "--log-format", "json", "--user", "redis",
+			"--ready", fmt.Sprintf("exec:%s ping", cli),
+			"--helper", cli+" DEBUG POPULATE 1000000", "--helper", cli+" SAVE",
+			"--", "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--dir", dir, "--save", "", "--appendonly", "no", "--enable-debug-command", "yes")
+		seed.waitLog("main in the foreground")
+		seed.signal(syscall.SIGTERM)
+		if code := seed.wait(long); code != 0 {
+			t.Fatalf("seeding run exited %d", code)
+		}
 		readyFile := filepath.Join(dir, "ready")
 		r := start(t, m, dir, "--log-format", "json", "--user", "redis",
 			"--ready", "notify", "--ready-file", readyFile,
@@ -78,8 +91,11 @@ func TestNotifyRedis(t *testing.T) {
 		waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
 		r.mustLog("main sent READY=1")
 		r.mustNotLog("probe failed")
-		if st := r.logsWith("main status"); len(st) == 0 {
-			t.Error("redis's STATUS= lines not logged")
+		if st := r.logsWith("main status"); len(st) == 0 || st[0].str("status") != "Redis is loading..." {
+			t.Errorf("redis's STATUS= lines %v, want Redis is loading... first", st)
+		}
+		if out := readFile(filepath.Join(dir, "mainstay.out")); !strings.Contains(out, "keys loaded: 1000000") {
+			t.Errorf("redis did not load the million keys:\n%s", out)
 		}
 		out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "GET", "greeting").Output()
 		if got := strings.TrimSpace(string(out)); err != nil || got != "hello, world" {

@@ -20,6 +20,8 @@ type HTTP struct {
 	// SkipVerify accepts any TLS certificate, such as the self-signed one
 	// of a server that is starting up.
 	SkipVerify bool
+
+	client *http.Client // one per probe: attempts share its transport
 }
 
 // parseHTTP reads the URL rawURL of the probe spec.
@@ -39,26 +41,26 @@ func parseHTTP(spec, rawURL string, skipVerify bool) (Probe, error) {
 			return nil, fmt.Errorf("probe %q: port %q is not a number from 1 to 65535", spec, p)
 		}
 	}
-	return HTTP{spec: spec, URL: u.String(), SkipVerify: skipVerify}, nil
+	client := &http.Client{
+		Transport: &http.Transport{
+			Proxy:             nil,
+			DisableKeepAlives: true,
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: skipVerify},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return HTTP{spec: spec, URL: u.String(), SkipVerify: skipVerify, client: client}, nil
 }
 
 func (p HTTP) String() string { return p.spec }
 
 // Check makes one GET request, without keep-alive.
 func (p HTTP) Check(ctx context.Context, _ Runner) error {
-	client := &http.Client{
-		Transport: &http.Transport{
-			Proxy:             nil,
-			DisableKeepAlives: true,
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: p.SkipVerify},
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,10 @@ import (
 // repeatable flags take one value per line there, so commands keep their
 // commas, quotes and spaces.
 type CLI struct {
-	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT, unix:PATH, http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output) or exec:COMMAND. In MAINSTAY_READY, one probe per line."`
+	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT (or tcp://HOST:PORT), unix:PATH (or unix:///PATH), http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output), exec:COMMAND, or notify (main sends READY=1 to the $NOTIFY_SOCKET mainstay gives it, the systemd protocol). In MAINSTAY_READY, one probe per line."`
 	ReadyTimeout        time.Duration `default:"60s" help:"Give up when main is not ready after this long: main is stopped and mainstay exits 124; 0 waits forever (${default})."`
 	ReadyInterval       time.Duration `default:"10ms" help:"First delay between two attempts of a probe; it doubles, with jitter, up to --ready-max-interval (${default})."`
-	ReadyMaxInterval    time.Duration `default:"0s" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies, for every kind. 0 (the default) means per kind: 20ms for tcp:, unix: and http(s)://, 100ms for exec:, file: and log: (never below --ready-interval)."`
+	ReadyMaxInterval    time.Duration `default:"0s" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies, for every kind. 0 (the default) means per kind: ${cheap_max_interval} for tcp:, unix: and http(s)://, ${max_interval} for exec:, file: and log: (never below --ready-interval)."`
 	ReadyAttemptTimeout time.Duration `default:"5s" help:"Longest one attempt of a probe may take; an exec probe still running then is killed with its process group (${default})."`
 
 	Helper          commandList   `placeholder:"COMMAND" help:"Command to run once main is ready; repeatable, run in order, each to completion. Split into words like a shell would, no shell run. In MAINSTAY_HELPER, one command per line."`
@@ -83,7 +83,11 @@ func parse(args []string, version string) (*CLI, error) {
 		kong.Name("mainstay"),
 		kong.Description(description),
 		kong.DefaultEnvars(envPrefix),
-		kong.Vars{"version": version},
+		kong.Vars{
+			"version":            version,
+			"cheap_max_interval": readiness.CheapMaxInterval.String(),
+			"max_interval":       readiness.MaxInterval.String(),
+		},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
