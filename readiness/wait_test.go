@@ -448,14 +448,16 @@ func TestWaitDefaultMaxInterval(t *testing.T) {
 		{"tcp:" + closedPort(t), 60 * time.Millisecond, 60 * time.Millisecond},
 	} {
 		t.Run(tt.spec, func(t *testing.T) {
+			t.Parallel()
 			p := mustParse(t, tt.spec)
 			if tt.explicit == 0 && readiness.DefaultMaxInterval(p) != tt.want {
 				t.Fatalf("DefaultMaxInterval = %s, want %s", readiness.DefaultMaxInterval(p), tt.want)
 			}
 			log, logs := reapertest.NewLog()
-			// 10, 20, 40, 80 ms and on: long enough to reach either cap.
+			// 10, 20, 40, 80 ms and on: long enough to reach either cap,
+			// even when exec attempts are slow on a busy machine.
 			err := readiness.Wait(context.Background(), []readiness.Probe{p}, readiness.Config{
-				Timeout: 500 * time.Millisecond, Interval: 10 * time.Millisecond, MaxInterval: tt.explicit,
+				Timeout: 1500 * time.Millisecond, Interval: 10 * time.Millisecond, MaxInterval: tt.explicit,
 				AttemptTimeout: time.Second, Runner: runner, Log: log,
 			})
 			var nr *readiness.NotReadyError
