@@ -46,7 +46,7 @@ const (
 // a process each time, and file: and log: are woken at their event, so
 // they keep the longer cap.
 const (
-	CheapMaxInterval = 20 * time.Millisecond
+	CheapMaxInterval = 15 * time.Millisecond
 	MaxInterval      = 100 * time.Millisecond
 )
 
