@@ -28,7 +28,11 @@ const helperEnv = "MAINSTAY_READINESS_TEST_HELPER"
 func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		if copyPath != "" { // senderBinary's copy
+			os.RemoveAll(filepath.Dir(copyPath))
+		}
+		os.Exit(code)
 	case "eagain":
 		os.Exit(eagainHelper(os.Args[len(os.Args)-1]))
 	case "notify-send":
