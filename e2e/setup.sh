@@ -7,7 +7,8 @@
 #   e2e/setup.sh        for the tests: PostgreSQL (server, client, pgbench),
 #                       Redis (server, redis-cli), procps (ps), util-linux
 #                       (unshare, setpriv, nsenter), iproute2 (ip),
-#                       memcached, apache2 and cron (the sidecar tests)
+#                       memcached, apache2 and cron (the sidecar tests),
+#                       systemd (systemd-notify, for the notify tests)
 #   e2e/setup.sh demo   for the demo: PostgreSQL, procps, util-linux
 #
 # While it installs, and only when the machine has no policy-rc.d of its own,
@@ -39,6 +40,10 @@ if [ "$for_what" = test ]; then
   [ -x /usr/bin/memcached ] || need+=(memcached)
   [ -x /usr/sbin/apache2 ] || need+=(apache2)
   [ -x /usr/sbin/cron ] || need+=(cron)
+  # --ready notify tests (e2e/notify_test.go): systemd-notify, the sd_notify
+  # client a test's shell main runs, from Debian's systemd package. Nothing
+  # is started (policy-rc.d below), and systemd does not become init.
+  command -v systemd-notify >/dev/null || need+=(systemd)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

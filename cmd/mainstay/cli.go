@@ -18,10 +18,10 @@ import (
 // repeatable flags take one value per line there, so commands keep their
 // commas, quotes and spaces.
 type CLI struct {
-	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT, unix:PATH, http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output) or exec:COMMAND. In MAINSTAY_READY, one probe per line."`
+	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT (or tcp://HOST:PORT), unix:PATH (or unix:///PATH), http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output), exec:COMMAND, or notify (main sends READY=1 to the $NOTIFY_SOCKET mainstay gives it, the systemd protocol). In MAINSTAY_READY, one probe per line."`
 	ReadyTimeout        time.Duration `default:"60s" help:"Give up when main is not ready after this long: main is stopped and mainstay exits 124; 0 waits forever (${default})."`
 	ReadyInterval       time.Duration `default:"10ms" help:"First delay between two attempts of a probe; it doubles, with jitter, up to --ready-max-interval (${default})."`
-	ReadyMaxInterval    time.Duration `default:"100ms" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies (${default})."`
+	ReadyMaxInterval    time.Duration `default:"0s" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies, for every kind. 0 (the default) means per kind: ${cheap_max_interval} for tcp:, unix: and http(s)://, ${max_interval} for exec:, file: and log: (never below --ready-interval)."`
 	ReadyAttemptTimeout time.Duration `default:"5s" help:"Longest one attempt of a probe may take; an exec probe still running then is killed with its process group (${default})."`
 
 	Sidecar sidecarList `placeholder:"'[KEY=VALUE ... --] COMMAND'" help:"Long-running companion process, kept up beside main; repeatable. Options before --: name=NAME, ready=SPEC (repeatable), start=before|after (before: started in order before anything else, each ready before the next; after: once the helpers are done), restart=no|on-failure|always (on-failure), retries=N (5; restarts in a row before giving up), essential=true|false (true: when it ends for good, everything stops with its code), stop-signal=SIG (TERM), user=USER[:GROUP] (--user's). In MAINSTAY_SIDECAR, one per line."`
@@ -92,7 +92,11 @@ func parse(args []string, version string) (*CLI, error) {
 		kong.Name("mainstay"),
 		kong.Description(description),
 		kong.DefaultEnvars(envPrefix),
-		kong.Vars{"version": version},
+		kong.Vars{
+			"version":            version,
+			"cheap_max_interval": readiness.CheapMaxInterval.String(),
+			"max_interval":       readiness.MaxInterval.String(),
+		},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
@@ -125,6 +129,7 @@ func (c *CLI) Validate() error {
 		v    time.Duration
 	}{
 		{"--ready-timeout", c.ReadyTimeout}, {"--helper-timeout", c.HelperTimeout}, {"--grace", c.Grace},
+		{"--ready-max-interval", c.ReadyMaxInterval},
 		{"--wait-for-timeout", c.waitForTimeout()},
 	} {
 		if d.v < 0 {
@@ -135,7 +140,7 @@ func (c *CLI) Validate() error {
 		flag string
 		v    time.Duration
 	}{
-		{"--ready-interval", c.ReadyInterval}, {"--ready-max-interval", c.ReadyMaxInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
+		{"--ready-interval", c.ReadyInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
 		{"--restart-delay", c.RestartDelay}, {"--restart-max-delay", c.RestartMaxDelay},
 	} {
 		if d.v <= 0 {
@@ -167,7 +172,7 @@ func (c *CLI) Validate() error {
 	if c.RestartDelay > c.RestartMaxDelay {
 		return fmt.Errorf("%s %s is longer than %s %s", c.source("--restart-delay"), c.RestartDelay, c.source("--restart-max-delay"), c.RestartMaxDelay)
 	}
-	if c.ReadyInterval > c.ReadyMaxInterval {
+	if c.ReadyMaxInterval > 0 && c.ReadyInterval > c.ReadyMaxInterval {
 		return fmt.Errorf("%s %s is longer than %s %s", c.source("--ready-interval"), c.ReadyInterval, c.source("--ready-max-interval"), c.ReadyMaxInterval)
 	}
 	return nil
@@ -224,6 +229,9 @@ type probeList []readiness.Probe
 func (l *probeList) Decode(ctx *kong.DecodeContext) error {
 	return decodeLines(ctx, "spec", func(s string) error {
 		pr, err := readiness.Parse(s)
+		if err == nil && readiness.NotifyOf(*l) != nil && readiness.NotifyOf([]readiness.Probe{pr}) != nil {
+			return fmt.Errorf("probe %q: given more than once; main has one $%s", s, readiness.NotifyEnv)
+		}
 		if err == nil {
 			*l = append(*l, pr)
 		}

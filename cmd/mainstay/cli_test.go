@@ -53,7 +53,7 @@ func TestRunBadInput(t *testing.T) {
 		{name: "negative ready-timeout", args: []string{"--ready-timeout=-2m", argvMain}, want: []string{"--ready-timeout", "-2m"}},
 		{name: "negative helper-timeout", args: []string{"--helper-timeout=-5s", argvMain}, want: []string{"--helper-timeout", "-5s"}},
 		{name: "zero ready-interval", args: []string{"--ready-interval=0", argvMain}, want: []string{"--ready-interval", "0s"}},
-		{name: "zero ready-max-interval", args: []string{"--ready-max-interval=0s", argvMain}, want: []string{"--ready-max-interval", "0s"}},
+		{name: "negative ready-max-interval", args: []string{"--ready-max-interval=-1ms", argvMain}, want: []string{"--ready-max-interval", "-1ms"}},
 		{name: "zero ready-attempt-timeout", args: []string{"--ready-attempt-timeout=0", argvMain}, want: []string{"--ready-attempt-timeout", "0s"}},
 		{
 			name: "interval longer than max interval", args: []string{"--ready-interval=1s", "--ready-max-interval=500ms", argvMain},
@@ -82,6 +82,12 @@ func TestRunBadInput(t *testing.T) {
 		{name: "probe http without host", args: []string{"--ready", "http://:8080/", argvMain}, want: []string{"--ready", `"http://:8080/"`}},
 		{name: "probe unix without path", args: []string{"--ready", "unix:", argvMain}, want: []string{"--ready", `"unix:"`}},
 		{name: "probe log bad regex", args: []string{"--ready", "log:(ready", argvMain}, want: []string{"--ready", `"log:(ready"`}},
+		{name: "probe notify with an argument", args: []string{"--ready", "notify:x", argvMain}, want: []string{"--ready", `"notify:x"`, "no argument"}},
+		{name: "probe notify twice", args: []string{"--ready", "notify", "--ready", "notify", argvMain}, want: []string{"--ready", `"notify"`, "more than once"}},
+		{name: "probe tcp url without host", args: []string{"--ready", "tcp://6379", argvMain}, want: []string{"--ready", `"tcp://6379"`}},
+		{name: "probe tcp host with a slash", args: []string{"--ready", "tcp:a/b:80", argvMain}, want: []string{"--ready", `"tcp:a/b:80"`}},
+		{name: "probe unix url relative", args: []string{"--ready", "unix://x.sock", argvMain}, want: []string{"--ready", `"unix://x.sock"`}},
+		{name: "probe http bad host", args: []string{"--ready", "http://a!b/", argvMain}, want: []string{"--ready", `"http://a!b/"`}},
 		{name: "bad probe after a good one", args: []string{"--ready", "tcp:5432", "--ready=tcp:abc", argvMain}, want: []string{"--ready", `"tcp:abc"`}},
 		{name: "main unbalanced quotes", args: []string{"--main", "sh -c 'touch x"}, want: []string{"--main", `"sh -c 'touch x"`, "unbalanced"}},
 		{name: "main shell operator", args: []string{"--main", "touch x && touch y"}, want: []string{"--main", `"touch x && touch y"`, "shell operator"}},
@@ -205,7 +211,7 @@ func TestParseDefaults(t *testing.T) {
 	got := []any{cli.ReadyTimeout, cli.ReadyInterval, cli.ReadyMaxInterval, cli.ReadyAttemptTimeout,
 		cli.HelperTimeout, cli.OnHelperFailure, cli.HelperPrefix, syscall.Signal(cli.StopSignal), cli.Grace, cli.SignalGroup,
 		cli.LogFormat, cli.LogLevel, len(cli.Ready), len(cli.Helper)}
-	want := []any{60 * time.Second, 10 * time.Millisecond, 100 * time.Millisecond, 5 * time.Second,
+	want := []any{60 * time.Second, 10 * time.Millisecond, time.Duration(0), 5 * time.Second, // max interval 0: per kind
 		time.Duration(0), "stop", "[{helper}] ", syscall.SIGTERM, 8 * time.Second, false,
 		"text", "info", 0, 0}
 	if !reflect.DeepEqual(got, want) {

@@ -72,6 +72,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer files.marker.close()
 	rf := files.ready
+	up := readiness.TakeNotifySocket(log) // before any child starts: none inherits it
 	if err := rf.set(stateStarting); err != nil {
 		rf.close()
 		fmt.Fprintf(stderr, "mainstay: error: --ready-file: %v\n", err)
@@ -118,6 +119,18 @@ func run(args []string, stderr io.Writer) int {
 		Env:        cli.User.environ(),
 	}
 	opts.Stdout, opts.Stderr = cli.logWatchers()
+	nt := readiness.NotifyOf(cli.Ready)
+	if nt != nil {
+		if err := nt.Listen(); err != nil {
+			log.Error("cannot start", "err", err)
+			deadline := time.Now().Add(cli.Grace)
+			sc.stop(deadline)
+			r.Sweep(deadline)
+			return 1
+		}
+		defer nt.Close()
+		opts.Env = append(opts.Env[:len(opts.Env):len(opts.Env)], nt.Env())
+	}
 	p, err := mainproc.Start(r, sigs, argv, opts, log)
 	if err != nil {
 		log.Error("cannot start main", "argv", argv, "err", err)
@@ -127,12 +140,17 @@ func run(args []string, stderr io.Writer) int {
 		return reaper.StartFailureCode(err)
 	}
 	log.Info("main started", "pid", p.PID(), "argv", argv)
+	if nt != nil {
+		nt.Start(p.PID(), cli.User.uid(), log)
+	}
 	go func() {
 		select {
 		case <-p.Stopping():
 		case <-p.Done():
+		case <-nt.Stopping(): // main sent STOPPING=1
 		}
 		rf.set(stateStopping)
+		up.Send("STOPPING=1")
 	}()
 	go func() {
 		select {
@@ -159,6 +177,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	h := &publisher{rf: rf, sc: sc, log: log, path: cli.ReadyFile}
 	h.ready()
+	up.Send("READY=1")
 
 	setPhase(phaseRun)
 	p.Foreground(tty)

@@ -135,6 +135,14 @@ func (a asUser) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
 	return a.r.Run(ctx, cmd)
 }
 
+// uid is the user main runs as.
+func (u *userFlag) uid() int {
+	if u.cred == nil {
+		return os.Getuid()
+	}
+	return int(u.cred.Uid)
+}
+
 // environ is the one environment of every child: main, helpers and exec
 // probes. It is mainstay's own without any MAINSTAY_* variable (mainstay's
 // configuration is not theirs: a mainstay run by main must not inherit the
