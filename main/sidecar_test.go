@@ -240,4 +240,3 @@ func contains(list []State, s State) bool {
 	}
 	return false
 }
-
