@@ -86,7 +86,7 @@ run() {
 }
 for scen in overhead spawn idle orphans siglat; do
   n=$rounds
-  case $scen in idle | orphans) n=$(( (rounds + 1) / 2 + 1 )) ;; esac # 3 of them (2 with -q): the long ones
+  case $scen in idle | orphans) n=$(( (rounds + 1) / 2 + 1 )) ;; esac # 4 rounds (2 with -q) for the long ones
   for round in $(seq 1 "$n"); do
     echo "bench: $scen, round $round of $n" >&2
     for spec in "${inits[@]}"; do
