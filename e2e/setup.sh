@@ -6,7 +6,8 @@
 #
 #   e2e/setup.sh        for the tests: PostgreSQL (server, client, pgbench),
 #                       Redis (server, redis-cli), procps (ps), util-linux
-#                       (unshare, setpriv, nsenter), iproute2 (ip)
+#                       (unshare, setpriv, nsenter), iproute2 (ip),
+#                       memcached, apache2 and cron (the sidecar tests)
 #   e2e/setup.sh demo   for the demo: PostgreSQL, procps, util-linux
 #
 # While it installs, and only when the machine has no policy-rc.d of its own,
@@ -34,6 +35,10 @@ if [ "$for_what" = test ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v redis-cli >/dev/null || need+=(redis-tools)
   command -v ip >/dev/null || need+=(iproute2)
+  # Sidecar tests: memcached beside apache2, with cron as a non-essential one.
+  [ -x /usr/bin/memcached ] || need+=(memcached)
+  [ -x /usr/sbin/apache2 ] || need+=(apache2)
+  [ -x /usr/sbin/cron ] || need+=(cron)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

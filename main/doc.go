@@ -1,5 +1,6 @@
-// Package mainproc runs the main process: the server that owns the
-// container's lifetime. It lives in directory main/ because the design card
+// Package mainproc runs the long-running children: the main process, the
+// server that owns the container's lifetime, and the sidecars kept up
+// beside it. It lives in directory main/ because the design card
 // fixes that name, but Go cannot import a package named main, so it is
 // declared as mainproc and imported with an explicit name:
 //
@@ -12,8 +13,9 @@
 //     observer is given (a log: probe) do stdout and stderr go through pipes
 //     that mainstay copies, byte for byte, to its own.
 //   - The signals mainstay forwards are subscribed with [signal.Notify]
-//     before main starts, and handled by one goroutine, the only code that
-//     signals main. A Go PID 1 that does not subscribe to SIGTERM exits 2 on
+//     once, by [Subscribe], before any child starts; until main exists
+//     [Signals.Watch] handles them, then one goroutine of main's, the only
+//     code that signals main. A Go PID 1 that does not subscribe to SIGTERM exits 2 on
 //     "docker stop", and [signal.Ignore] would leak SIG_IGN into children,
 //     so nothing is ignored.
 //   - SIGCHLD (the reaper's), SIGURG (the Go runtime's preemption), SIGTTIN
@@ -28,11 +30,25 @@
 //     closed. Every other signal goes to main. Afterwards every signal goes
 //     to main, SIGTERM replaced by the stop signal.
 //   - Once main is asked to stop (the stop signal, or a forwarded SIGTERM,
-//     SIGINT or SIGQUIT), it has the grace period to exit; then it is sent
-//     SIGKILL. The grace timer is armed once and never re-armed, and
-//     [Process.Stop] after that sends nothing more.
+//     SIGINT or SIGQUIT), the stop's one budget runs: main has until
+//     [Process.StopDeadline] to exit, then it is sent SIGKILL. The timer is
+//     armed once and never re-armed, and [Process.Stop] after that sends
+//     nothing more. Each stop signal is followed by SIGCONT to main's
+//     group, so a stopped main acts on it. A main not reaped
+//     [reaper.KillWait] after its SIGKILL is given up on by [Process.Wait].
+//   - Signals ignored when mainstay started (only SIGHUP and SIGINT can be
+//     known in Go) are never subscribed, so children inherit them ignored.
+//   - Log lines and main's copied output may be written while another job
+//     has the terminal: [ForegroundSafe] writes them with SIGTTOU blocked,
+//     and [Reclaim] takes the terminal back when a foreground job ends.
 //   - The terminal is only touched when stdin is one and it is the
 //     controlling terminal: [Process.Foreground] then gives main the
 //     terminal's foreground, with SIGTTOU blocked on a locked OS thread, and
 //     continues main if a job-control signal stopped it — exactly "fg %1".
+//   - A [Sidecar] is kept up by its own goroutine: each run is started
+//     through [reaper.Reaper.StartGroup] (its group dies with it, before its
+//     exit is reported), with stdin from /dev/null, and restarted by its
+//     policy after a backoff delay. A run never starts once [Sidecar.Stop]
+//     was called: the check and the start share the sidecar's mutex. A
+//     sidecar stopped on request never counts as failed.
 package mainproc
