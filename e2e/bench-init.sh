@@ -18,7 +18,10 @@
 # handler runs, and the static binary's size. mainstay is built with
 # e2e/release.sh (the README's release command). The peers, hyperfine, gcc
 # and python3 are installed from Debian when missing (nothing is started).
-# Needs root. Takes about 10 minutes (-q: about 3) on two cores. A
+# Each scenario runs in rounds that measure every init in turn (the
+# machine's load drifts), and a figure is the median of the rounds' medians;
+# a second table gives their spread. Needs root. About 10 minutes for the
+# four inits (-q: about 3), 2 more per extra init, on two cores. A
 # benchmark, not a test: CI does not run it. Run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,28 +72,34 @@ command -v dumb-init >/dev/null && inits+=("dumb-init=dumb-init")
 command -v catatonit >/dev/null && inits+=("catatonit=catatonit --")
 inits+=("$@")
 
+# Each scenario runs in rounds, and each round measures every init in turn,
+# so that the machine's load, which drifts, hits all of them alike; a
+# figure is the median of the rounds' medians.
 if [ $quick = 1 ]; then
-  oh="--rounds 2 --runs 200" sp="--runs 5" id="--runs 1 --window 3" orph="--runs 1" sl="--runs 5"
+  rounds=2 oh="--rounds 1 --runs 200" sp="--runs 3" id="--runs 1 --window 3" orph="--runs 1" sl="--runs 3"
 else
-  oh="--rounds 5 --runs 1000" sp="--runs 20" id="--runs 3 --window 10" orph="--runs 3" sl="--runs 20"
+  rounds=5 oh="--rounds 1 --runs 1000" sp="--runs 4" id="--runs 1 --window 10" orph="--runs 1" sl="--runs 4"
 fi
 run() {
   echo "+ ${*#"$bench/"}" >&2
   "$@" --out "$out" >/dev/null || { echo "bench-init.sh: failed: $*" >&2; exit 1; }
 }
-# One scenario at a time over every init, so that a slow drift in the
-# machine's load hits all of them alike.
 for scen in overhead spawn idle orphans siglat; do
-  for spec in "${inits[@]}"; do
-    label=${spec%%=*} prefix=${spec#*=}
-    # shellcheck disable=SC2086 # the repetition options are word lists
-    case $scen in
-      overhead) run "$bench/s1_overhead.py" --init "$prefix" --label "$label" $oh ;;
-      spawn) run "$bench/s1b_spawn.py" --init "$prefix" --label "$label" $sp ;;
-      idle) run "$bench/s2_idle.py" --init "$prefix" --label "$label" $id ;;
-      orphans) run "$bench/s3_orphans.py" --init "$prefix" --label "$label" --n 20000 $orph ;;
-      siglat) run "$bench/s4_siglat.py" --init "$prefix" --label "$label" $sl ;;
-    esac
+  n=$rounds
+  case $scen in idle | orphans) n=$(( (rounds + 1) / 2 + 1 )) ;; esac # 4 rounds (2 with -q) for the long ones
+  for round in $(seq 1 "$n"); do
+    echo "bench: $scen, round $round of $n" >&2
+    for spec in "${inits[@]}"; do
+      label=${spec%%=*} prefix=${spec#*=}
+      # shellcheck disable=SC2086 # the repetition options are word lists
+      case $scen in
+        overhead) run "$bench/s1_overhead.py" --init "$prefix" --label "$label" $oh ;;
+        spawn) run "$bench/s1b_spawn.py" --init "$prefix" --label "$label" $sp ;;
+        idle) run "$bench/s2_idle.py" --init "$prefix" --label "$label" $id ;;
+        orphans) run "$bench/s3_orphans.py" --init "$prefix" --label "$label" --n 20000 $orph ;;
+        siglat) run "$bench/s4_siglat.py" --init "$prefix" --label "$label" $sl ;;
+      esac
+    done
   done
 done
 # The binaries' sizes, as "size LABEL PATH" lines.
@@ -108,7 +117,7 @@ done
 [ -z "$keep" ] || cat "$out" >> "$keep"
 
 python3 - "$out" "$quick" "$(nproc)" "$(cat /proc/loadavg)" <<'PY'
-import os, sys
+import os, statistics, sys
 path, quick, ncpu, load = sys.argv[1:5]
 res, order, sizes = {}, [], {}
 for line in open(path):
@@ -119,10 +128,9 @@ for line in open(path):
         sizes[w[1]] = w[2]
         continue
     kv = dict(x.split("=", 1) for x in w if "=" in x)
-    label = kv["init"]
-    if label not in order:
-        order.append(label)
-    res.setdefault(label, {})[kv["scenario"]] = kv
+    if kv["init"] not in order:
+        order.append(kv["init"])
+    res.setdefault((kv["init"], kv["scenario"]), []).append(kv)
 
 def elf_static(p):
     """True when the ELF file has no PT_INTERP (no dynamic loader)."""
@@ -135,50 +143,74 @@ def elf_static(p):
         ph = f.read(phentsize * phnum)
     return all(int.from_bytes(ph[i * phentsize:i * phentsize + 4], "little") != 3 for i in range(phnum))
 
-def num(label, scen, key):
+def rounds(label, scen, key):
+    """The rounds' medians of one figure, sorted."""
     try:
-        v = res[label][scen][key]
-        return float(v.split("/")[0])
+        return sorted(float(kv[key].split("/")[0]) for kv in res[(label, scen)])
     except (KeyError, ValueError):
-        return None
+        return []
 
-rows = [  # title, value(label) -> float, format, aim for mainstay (ratio to tini, or absolute)
-    ("start-up added over `/bin/true` (not PID 1)", lambda l: num(l, "overhead", "added_ms_med"), "{:.2f} ms", ("ratio", 2)),
-    ("launch → main running, as PID 1", lambda l: num(l, "spawn", "spawn_ms_med"), "{:.2f} ms", None),
-    ("PID 1 RSS while main runs", lambda l: num(l, "idle", "init_rss_kb_med"), "{:.0f} kB", ("abs", 4096, "kB")),
-    ("PID 1 anonymous RSS while main runs", lambda l: num(l, "idle", "init_rss_anon_kb_med"), "{:.0f} kB", ("abs", 1024, "kB")),
-    ("PID 1 threads while main runs", lambda l: num(l, "idle", "init_threads_med"), "{:.0f}", None),
-    ("PID 1 CPU to reap 20,000 orphans", lambda l: num(l, "orphans", "init_cpu_ms_med"), "{:.0f} ms", ("ratio", 2)),
-    ("SIGTERM to PID 1 → main's handler runs", lambda l: num(l, "siglat", "latency_us_med"), "{:.0f} µs", ("ratio", 1.5)),
-    ("static binary size", lambda l: os.path.getsize(sizes[l]) / 1e6 if l in sizes else None, "{:.2f} MB", ("abs", 6, "MB")),
+rows = [  # title, scenario, key, format, mainstay's aim: ("ratio", N) to tini or ("abs", N, unit)
+    ("start-up added over `/bin/true` (not PID 1)", "overhead", "added_ms_med", "{:.2f} ms", ("ratio", 2)),
+    ("launch → main running, as PID 1", "spawn", "spawn_ms_med", "{:.2f} ms", None),
+    ("PID 1 RSS while main runs", "idle", "init_rss_kb_med", "{:.0f} kB", ("abs", 4096, "kB")),
+    ("PID 1 anonymous RSS while main runs", "idle", "init_rss_anon_kb_med", "{:.0f} kB", ("abs", 1024, "kB")),
+    ("PID 1 threads while main runs", "idle", "init_threads_med", "{:.0f}", None),
+    ("PID 1 CPU to reap 20,000 orphans", "orphans", "init_cpu_ms_med", "{:.0f} ms", ("ratio", 2)),
+    ("SIGTERM to PID 1 → main's handler runs", "siglat", "latency_us_med", "{:.0f} µs", ("ratio", 1.5)),
 ]
+
+def med(label, scen, key):
+    v = rounds(label, scen, key)
+    return statistics.median(v) if v else None
+
+def aim_cell(aim, m, tini):
+    if not aim or m is None:
+        return "–"
+    if aim[0] == "ratio":
+        return "≤ %g× tini: %s" % (aim[1], "met" if tini and m <= aim[1] * tini else "not met")
+    return "≤ %g %s: %s" % (aim[1], aim[2], "met" if m <= aim[1] else "not met")
+
 print("| figure | " + " | ".join(order) + " | mainstay's aim |")
 print("|---|" + "---|" * len(order) + "---|")
-for title, val, fmt, aim in rows:
-    tini = val("tini")
+for title, scen, key, fmt, aim in rows:
+    tini = med("tini", scen, key)
     cells = []
     for l in order:
-        v = val(l)
+        v = med(l, scen, key)
         if v is None:
             cells.append("–")
-            continue
-        c = fmt.format(v)
-        static = True
-        if title == "static binary size":
-            static = elf_static(sizes[l])
-            c += (" tini-static" if l == "tini" else "") + ("" if static else " (dynamic)")
-        if l != "tini" and tini and static:
-            c += " (%.1f×)" % (v / tini)
-        cells.append(c)
-    a = "–"
-    m = val("mainstay")
-    if aim and m is not None:
-        if aim[0] == "ratio" and tini:
-            a = "≤ %g× tini: %s" % (aim[1], "met" if m <= aim[1] * tini else "not met")
-        elif aim[0] == "abs":
-            a = "≤ %g %s: %s" % (aim[1], aim[2], "met" if m <= aim[1] else "not met")
-    print("| %s | %s | %s |" % (title, " | ".join(cells), a))
+        elif l != "tini" and tini:
+            cells.append(fmt.format(v) + " (%.1f×)" % (v / tini))
+        else:
+            cells.append(fmt.format(v))
+    print("| %s | %s | %s |" % (title, " | ".join(cells), aim_cell(aim, med("mainstay", scen, key), tini)))
+size = {l: os.path.getsize(p) / 1e6 for l, p in sizes.items()}
+cells = []
+for l in order:
+    if l not in size:
+        cells.append("–")
+        continue
+    c = "%.2f MB" % size[l] + (" tini-static" if l == "tini" else "")
+    if not elf_static(sizes[l]):
+        c += " (dynamic)"
+    elif l != "tini" and "tini" in size:
+        c += " (%.1f×)" % (size[l] / size["tini"])
+    cells.append(c)
+print("| static binary size | %s | %s |" % (" | ".join(cells), aim_cell(("abs", 6, "MB"), size.get("mainstay"), None)))
 print()
-print("Medians; (N×) is the ratio to tini's figure in the same run. %s CPUs, load average before the summary: %s.%s"
-      % (ncpu, " ".join(load.split()[:3]), " Quick run (-q): fewer repetitions, not for quoting." if quick == "1" else ""))
+print("Medians over rounds (each round measures every init in turn); (N×) is the ratio to tini's figure in the same run.")
+print("%s CPUs, load average at the end: %s.%s" % (ncpu, " ".join(load.split()[:3]),
+      " Quick run (-q): fewer repetitions, not for quoting." if quick == "1" else ""))
+print()
+print("Spread: the lowest and highest of the rounds' medians.")
+print()
+print("| figure | " + " | ".join(order) + " |")
+print("|---|" + "---|" * len(order))
+for title, scen, key, fmt, aim in rows:
+    cells = []
+    for l in order:
+        v = rounds(l, scen, key)
+        cells.append("–" if not v else fmt.format(v[0]).split(" ")[0] + "–" + fmt.format(v[-1]) + " (%d)" % len(v))
+    print("| %s | %s |" % (title, " | ".join(cells)))
 PY
