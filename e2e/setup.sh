@@ -17,6 +17,12 @@ command -v ps >/dev/null || need+=(procps)
 command -v unshare >/dev/null && command -v setpriv >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 
+# The Docker tier (e2e/docker_*_test.go): debootstrap builds the base image
+# (e2e/docker/base.sh). The Docker engine and docker-compose themselves are
+# the machine's, started before the tests; this script does not install or
+# touch them.
+command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
