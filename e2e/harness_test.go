@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,10 @@ type config struct {
 	// own with the loopback up.
 	netns bool
 	ctty  int
+	// wrap, when set, is a command that runs first and then execs
+	// mainstay's command line, given as its arguments (in pid1 mode inside
+	// the namespace, so mainstay still becomes PID 1).
+	wrap []string
 	// output, when set, returns what mainstay wrote to stderr (a pty).
 	output func() []byte
 }
@@ -95,7 +100,7 @@ func start(t *testing.T, m mode, dir string, args ...string) *run {
 
 func startWith(t *testing.T, m mode, dir string, cfg config, args ...string) *run {
 	t.Helper()
-	argv := append([]string{bin}, args...)
+	argv := append(append(slices.Clone(cfg.wrap), bin), args...)
 	if m.pid1 {
 		// --kill-child: should the test kill unshare, mainstay (and with
 		// it the whole namespace) dies too.

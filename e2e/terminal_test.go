@@ -5,11 +5,13 @@ package e2e
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/creack/pty"
@@ -248,5 +250,38 @@ func TestNoTerminal(t *testing.T) {
 				r.mustLog("helper succeeded")
 			})
 		})
+	}
+}
+
+// TestTerminalTakenBack: a job-control shell (set -m, stty tostop) runs
+// mainstay as a foreground job. After the helper and after main ended,
+// mainstay takes the terminal back, as a shell does: otherwise its next log
+// line, written from the background, would stop it with SIGTTOU (the shell
+// then reports 150, "Stopped (tty output)"). Not PID 1 by nature: the
+// shell is mainstay's parent in the same session.
+func TestTerminalTakenBack(t *testing.T) {
+	dir := t.TempDir()
+	term, slave := openTerminal(t)
+	sh := `set -m; stty tostop; "$0" --helper 'sh -c "echo helped"' -- sh -c 'sleep 0.1; exit 3'; echo "mainstay exited $?"`
+	cmd := exec.Command("bash", "-c", sh, bin)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { killTree(cmd.Process.Pid); <-done })
+	waitFor(t, long, "the shell's report of mainstay's exit", func() bool {
+		return bytes.Contains(term.output(), []byte("mainstay exited "))
+	})
+	out := term.output()
+	if !bytes.Contains(out, []byte("mainstay exited 3")) {
+		t.Errorf("terminal shows:\n%s\nwant mainstay exited 3 (main's code)", out)
+	}
+	if !bytes.Contains(out, []byte(`msg="main exited"`)) {
+		t.Errorf("terminal shows:\n%s\nwant mainstay's line on main's exit", out)
 	}
 }

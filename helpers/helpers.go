@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/reaper"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	// TTY, when not nil, is the controlling terminal: each task runs as its
 	// foreground job, with the terminal as its output, unprefixed.
 	TTY *os.File
+	// Reclaim, when set, is called after each task that had the terminal,
+	// to take the terminal back as a shell does when a foreground job ends.
+	Reclaim func()
 	// Prefix, when not empty and there is no TTY, is written before each
 	// line of a task's output; "{helper}" in it becomes the task's short
 	// name (its program's base name, with "#N" when several share it).
@@ -54,11 +58,32 @@ type Config struct {
 	// OnContinue, when set, is called for each task that failed under
 	// Continue, after it is logged.
 	OnContinue func(*Error)
+	// Retries is how many times a failed task is run again before it
+	// counts as failed. A task that cannot start (126, 127) is not run
+	// again; a timeout is a failure like any other.
+	Retries int
+	// NewBackOff returns the delays between the tries of one task; it is
+	// called once per task. Nil, with Retries > 0, means no delay.
+	NewBackOff func() backoff.BackOff
+	// Kind names the tasks in log lines and errors: "helper" (the default,
+	// when empty) or "before task".
+	Kind string
+}
+
+func (c Config) kind() string {
+	if c.Kind == "" {
+		return "helper"
+	}
+	return c.Kind
 }
 
 // Error is a task that failed.
 type Error struct {
 	Task Task
+	// Kind is the Config's Kind: "helper" or "before task".
+	Kind string
+	// Tries is how many times the task ran (1 without retries).
+	Tries int
 	// Exit is how the task ended, when it ran.
 	Exit reaper.Exit
 	// Err is why it could not start, when it did not.
@@ -68,13 +93,23 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	kind := e.Kind
+	if kind == "" {
+		kind = "helper"
+	}
+	var msg string
 	switch {
 	case e.Err != nil:
-		return fmt.Sprintf("helper %q: %v", e.Task.Name, e.Err)
+		msg = e.Err.Error()
 	case e.TimedOut > 0:
-		return fmt.Sprintf("helper %q: timed out after %s", e.Task.Name, e.TimedOut)
+		msg = fmt.Sprintf("timed out after %s", e.TimedOut)
+	default:
+		msg = e.Exit.String()
 	}
-	return fmt.Sprintf("helper %q: %s", e.Task.Name, e.Exit)
+	if e.Tries > 1 {
+		msg += fmt.Sprintf(" (after %d tries)", e.Tries)
+	}
+	return fmt.Sprintf("%s %q: %s", kind, e.Task.Name, msg)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -101,7 +136,7 @@ func Run(ctx context.Context, tasks []Task, cfg Config) error {
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
-		err := run(ctx, t, names[i], cfg)
+		err := runTries(ctx, t, names[i], cfg)
 		if err == nil {
 			continue
 		}
@@ -109,7 +144,7 @@ func Run(ctx context.Context, tasks []Task, cfg Config) error {
 			return context.Cause(ctx)
 		}
 		if cfg.OnFailure == Continue {
-			cfg.Log.Warn("helper failed; continuing", "helper", t.Name, "err", err, "remaining", len(tasks)-i-1)
+			cfg.Log.Warn(cfg.kind()+" failed; continuing", "helper", t.Name, "err", err, "tries", err.Tries, "remaining", len(tasks)-i-1)
 			if cfg.OnContinue != nil {
 				cfg.OnContinue(err)
 			}
@@ -124,6 +159,37 @@ func Run(ctx context.Context, tasks []Task, cfg Config) error {
 // task exited: a background process it left holding the pipe must not hold
 // up the next task.
 const prefixDelay = time.Second
+
+// runTries runs t up to 1+cfg.Retries times, until it succeeds, waiting
+// cfg.NewBackOff's delays in between. It returns the last failure. A stop
+// (ctx done) ends the tries at once, during a try or a delay.
+func runTries(ctx context.Context, t Task, name string, cfg Config) *Error {
+	var b backoff.BackOff = &backoff.ZeroBackOff{}
+	if cfg.NewBackOff != nil {
+		b = cfg.NewBackOff()
+	}
+	b.Reset()
+	for try := 1; ; try++ {
+		err := run(ctx, t, name, cfg)
+		if err == nil {
+			return nil
+		}
+		err.Kind, err.Tries = cfg.Kind, try
+		if ctx.Err() != nil || err.Err != nil || try > cfg.Retries {
+			return err
+		}
+		d := b.NextBackOff()
+		cfg.Log.Warn(cfg.kind()+" failed; retrying", "helper", t.Name, "try", try, "tries", cfg.Retries+1,
+			"exit_code", err.ExitCode(), "err", err, "delay", d)
+		timer := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+	}
+}
 
 func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 	tctx := ctx
@@ -149,19 +215,24 @@ func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 		cmd.WaitDelay = prefixDelay
 	}
 	start := time.Now()
-	cfg.Log.Info("helper started", "helper", t.Name)
+	cfg.Log.Info(cfg.kind()+" started", "helper", t.Name)
 	exit, err := cfg.Runner.Run(tctx, cmd)
+	if cfg.TTY != nil && cfg.Reclaim != nil {
+		cfg.Reclaim()
+	}
 	if err != nil {
 		return &Error{Task: t, Err: err}
 	}
 	elapsed := time.Since(start).Round(time.Millisecond)
-	if ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+	// A timeout only when the task was killed for it: one that exited on
+	// its own an instant before the deadline has its own result.
+	if exit.Cancelled() && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
 		return &Error{Task: t, Exit: exit, TimedOut: cfg.Timeout}
 	}
 	if !exit.Success() {
 		return &Error{Task: t, Exit: exit}
 	}
-	cfg.Log.Info("helper succeeded", "helper", t.Name, "elapsed", elapsed)
+	cfg.Log.Info(cfg.kind()+" succeeded", "helper", t.Name, "elapsed", elapsed)
 	return nil
 }
 

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/helpers"
+	"github.com/mainstay-dev/mainstay/reaper"
 	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
@@ -325,4 +327,124 @@ func TestRunContextDone(t *testing.T) {
 func cancelCause(*testing.T) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return ctx, func() { cancel(errShutdown) }
+}
+
+// lateRunner runs the command for real, then returns only once ctx is done:
+// as when a task exits an instant before its deadline and the timer fires
+// before the exit is looked at.
+type lateRunner struct{ helpers.Runner }
+
+func (l lateRunner) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
+	exit, err := l.Runner.Run(ctx, cmd)
+	<-ctx.Done()
+	return exit, err
+}
+
+// TestExitJustBeforeTimeout: a task that exited with 0 before mainstay
+// killed it succeeded, even though its deadline has passed by the time its
+// result is read; one that exited 3 failed with 3, not 124.
+func TestExitJustBeforeTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		code   int // 0: success
+	}{{"exit 0", 0}, {"exit 3", 3}} {
+		t.Run(tc.script, func(t *testing.T) {
+			log, _ := reapertest.NewLog()
+			err := result(t, runAsync(context.Background(), []helpers.Task{sh(tc.script)},
+				helpers.Config{Timeout: 50 * time.Millisecond, OnFailure: helpers.Stop, Runner: lateRunner{runner}, Log: log}))
+			var he *helpers.Error
+			switch {
+			case tc.code == 0 && err != nil:
+				t.Errorf("Run = %v, want success", err)
+			case tc.code != 0 && (!errors.As(err, &he) || he.ExitCode() != tc.code || he.TimedOut != 0):
+				t.Errorf("Run = %v, want exit code %d without a timeout", err, tc.code)
+			}
+		})
+	}
+}
+
+// counting is a task that counts its runs in file and exits with the
+// code that codes gives for its run (1-based), 0 past its end.
+func counting(file string, codes ...int) helpers.Task {
+	script := `n=$(($(cat "$0" 2>/dev/null || echo 0) + 1)); echo $n > "$0"; set -- $1; shift $((n - 1)) 2>/dev/null || exit 0; exit ${1:-0}`
+	list := ""
+	for _, c := range codes {
+		list += fmt.Sprintf("%d ", c)
+	}
+	return sh(script, file, list)
+}
+
+func TestRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		codes    []int // exit code of each run
+		retries  int
+		wantRuns int
+		wantCode int // 0: success
+	}{
+		{"succeeds on the third try", []int{3, 4}, 3, 3, 0},
+		{"always fails: the last code counts", []int{3, 4, 5, 6}, 3, 4, 6},
+		{"no retries", []int{3}, 0, 1, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "runs")
+			log, logs := reapertest.NewLog()
+			err := result(t, runAsync(context.Background(), []helpers.Task{counting(file, tc.codes...)},
+				helpers.Config{OnFailure: helpers.Stop, Runner: runner, Log: log, Retries: tc.retries}))
+			if got := readFile(t, file); got != fmt.Sprintf("%d\n", tc.wantRuns) {
+				t.Errorf("ran %q times, want %d", got, tc.wantRuns)
+			}
+			var he *helpers.Error
+			switch {
+			case tc.wantCode == 0 && err != nil:
+				t.Errorf("Run = %v, want success", err)
+			case tc.wantCode != 0 && (!errors.As(err, &he) || he.ExitCode() != tc.wantCode || he.Tries != tc.wantRuns):
+				t.Errorf("Run = %v, want exit code %d after %d tries", err, tc.wantCode, tc.wantRuns)
+			}
+			retries := logs.Find(t, "helper failed; retrying")
+			if len(retries) != min(tc.wantRuns-1, tc.retries) {
+				t.Errorf("%d retry lines, want %d: %v", len(retries), tc.wantRuns-1, retries)
+			}
+			for i, rec := range retries {
+				if rec["try"] != float64(i+1) || rec["exit_code"] != float64(tc.codes[i]) {
+					t.Errorf("retry line %d: %v, want try %d, exit_code %d", i, rec, i+1, tc.codes[i])
+				}
+			}
+		})
+	}
+}
+
+// TestNoRetryWhenCannotStart: a program that does not exist fails at once
+// with 127, whatever the retries.
+func TestNoRetryWhenCannotStart(t *testing.T) {
+	log, logs := reapertest.NewLog()
+	err := result(t, runAsync(context.Background(), []helpers.Task{{Name: "nope", Argv: []string{"/nonexistent/prog"}}},
+		helpers.Config{OnFailure: helpers.Stop, Runner: runner, Log: log, Retries: 5}))
+	var he *helpers.Error
+	if !errors.As(err, &he) || he.ExitCode() != 127 || he.Tries != 1 {
+		t.Errorf("Run = %v, want 127 after one try", err)
+	}
+	if r := logs.Find(t, "helper failed; retrying"); len(r) != 0 {
+		t.Errorf("retried a program that cannot start: %v", r)
+	}
+}
+
+// TestStopDuringRetryDelay: a stop (ctx cancelled) during the delay before
+// the next try ends Run at once with the stop's cause.
+func TestStopDuringRetryDelay(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "runs")
+	log, _ := reapertest.NewLog()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := runAsync(ctx, []helpers.Task{counting(file, 1, 1, 1)}, helpers.Config{
+		OnFailure: helpers.Stop, Runner: runner, Log: log, Retries: 2,
+		NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) },
+	})
+	reapertest.WaitFor(t, "the first try", func() bool { return readFile(t, file) == "1\n" })
+	cancel(errShutdown)
+	if err := result(t, done); !errors.Is(err, errShutdown) {
+		t.Errorf("Run = %v, want the stop's cause", err)
+	}
+	if got := readFile(t, file); got != "1\n" {
+		t.Errorf("ran %q times, want once", got)
+	}
 }

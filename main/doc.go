@@ -28,9 +28,17 @@
 //     closed. Every other signal goes to main. Afterwards every signal goes
 //     to main, SIGTERM replaced by the stop signal.
 //   - Once main is asked to stop (the stop signal, or a forwarded SIGTERM,
-//     SIGINT or SIGQUIT), it has the grace period to exit; then it is sent
-//     SIGKILL. The grace timer is armed once and never re-armed, and
-//     [Process.Stop] after that sends nothing more.
+//     SIGINT or SIGQUIT), the stop's one budget runs: main has until
+//     [Process.StopDeadline] to exit, then it is sent SIGKILL. The timer is
+//     armed once and never re-armed, and [Process.Stop] after that sends
+//     nothing more. Each stop signal is followed by SIGCONT to main's
+//     group, so a stopped main acts on it. A main not reaped
+//     [reaper.KillWait] after its SIGKILL is given up on by [Process.Wait].
+//   - Signals ignored when mainstay started (only SIGHUP and SIGINT can be
+//     known in Go) are never subscribed, so children inherit them ignored.
+//   - Log lines and main's copied output may be written while another job
+//     has the terminal: [ForegroundSafe] writes them with SIGTTOU blocked,
+//     and [Reclaim] takes the terminal back when a foreground job ends.
 //   - The terminal is only touched when stdin is one and it is the
 //     controlling terminal: [Process.Foreground] then gives main the
 //     terminal's foreground, with SIGTTOU blocked on a locked OS thread, and

@@ -18,7 +18,7 @@ type output struct {
 // pipeOutput returns the write end to give main, and starts copying the
 // read end to dst and obs. The caller closes the write end once main
 // started.
-func pipeOutput(dst *os.File, obs io.Writer) (*os.File, *output, error) {
+func pipeOutput(dst, obs io.Writer) (*os.File, *output, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"sync"
 	"syscall"
 	"time"
@@ -18,8 +17,9 @@ import (
 type Options struct {
 	// StopSignal asks main to stop; it replaces SIGTERM when forwarding.
 	StopSignal syscall.Signal
-	// Grace is how long main may take to exit once asked to stop, before
-	// it is sent SIGKILL.
+	// Grace is the budget of the whole stop: main is sent SIGKILL when it
+	// has not exited Grace after it was first asked to stop, and what is
+	// left of it is the leftovers' (see [Process.StopDeadline]).
 	Grace time.Duration
 	// Group sends every signal to main's process group instead of main.
 	Group bool
@@ -47,24 +47,28 @@ type Process struct {
 	aborted   chan struct{} // closed when a signal aborted start-up
 	abortSig  syscall.Signal
 	stopping  chan struct{} // closed when main is first asked to stop
-	outputs   []*output
+	stuck     chan struct{} // closed when main outlived its SIGKILL by reaper.KillWait
+
+	mu       sync.Mutex
+	deadline time.Time // end of the stop's budget, once asked to stop
+	outputs  []*output
 }
 
-// Start subscribes to the signals mainstay forwards, then starts argv as
-// main through r, with mainstay's stdin, stdout and stderr, and starts the
-// goroutine that signals it. The error is the start error of argv[0]; see
+// Start starts argv as main through r, with mainstay's stdin, stdout and
+// stderr, and starts the goroutine that signals it, which from then on
+// owns the subscription sigs. The error is the start error of argv[0]; see
 // [reaper.StartFailureCode] for its exit code.
-func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Process, error) {
+func Start(r *reaper.Reaper, sigs *Signals, argv []string, opts Options, log *slog.Logger) (*Process, error) {
 	p := &Process{
 		opts:     opts,
 		log:      log,
-		sigs:     make(chan os.Signal, 64),
+		sigs:     sigs.c,
 		started:  make(chan struct{}),
 		stop:     make(chan struct{}),
 		aborted:  make(chan struct{}),
 		stopping: make(chan struct{}),
+		stuck:    make(chan struct{}),
 	}
-	signal.Notify(p.sigs, forwarded...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = opts.Env
@@ -75,15 +79,15 @@ func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Pr
 		dst *os.File
 		fd  *io.Writer
 	}{{opts.Stdout, os.Stdout, &cmd.Stdout}, {opts.Stderr, os.Stderr, &cmd.Stderr}} {
+		// Copied while main has the terminal: see ForegroundSafe.
 		if s.obs == nil {
 			continue
 		}
-		w, o, err := pipeOutput(s.dst, s.obs)
+		w, o, err := pipeOutput(ForegroundSafe(s.dst), s.obs)
 		if err != nil {
 			for _, w := range pipes {
 				w.Close()
 			}
-			signal.Stop(p.sigs)
 			return nil, err
 		}
 		pipes = append(pipes, w)
@@ -95,7 +99,6 @@ func Start(r *reaper.Reaper, argv []string, opts Options, log *slog.Logger) (*Pr
 		w.Close() // main has its own copy now
 	}
 	if err != nil {
-		signal.Stop(p.sigs)
 		return nil, err
 	}
 	p.proc = proc
@@ -109,8 +112,17 @@ func (p *Process) PID() int { return p.proc.PID() }
 // Done is closed once main has exited.
 func (p *Process) Done() <-chan struct{} { return p.proc.Done() }
 
-// Wait blocks until main has exited and returns how.
-func (p *Process) Wait() reaper.Exit { return p.proc.Wait() }
+// Wait blocks until main has exited and returns how. When main does not
+// die within [reaper.KillWait] of its SIGKILL (stuck in the kernel), Wait
+// gives up on it and reports it as killed by SIGKILL.
+func (p *Process) Wait() reaper.Exit {
+	select {
+	case <-p.proc.Done():
+		return p.proc.Wait()
+	case <-p.stuck:
+		return reaper.KilledBy(unix.SIGKILL)
+	}
+}
 
 // FlushOutput waits, up to d, until main's output (when observed) has all
 // been copied: until every process that inherited main's stdout and stderr
@@ -143,13 +155,21 @@ func (p *Process) Stop() {
 // mainstay before its leftovers are stopped. Later signals fill the
 // channel's buffer and are then dropped.
 func (p *Process) loop() {
-	var kill <-chan time.Time
-	askStop := func(why string, sent syscall.Signal) {
-		if kill == nil {
-			p.log.Info("stopping main", "pid", p.PID(), "reason", why, "stop_signal", SignalName(sent), "grace", p.opts.Grace)
-			kill = time.After(p.opts.Grace)
-			close(p.stopping)
+	var kill, giveUp <-chan time.Time
+	// askStop starts the stop, once: the budget runs from here. The line
+	// is logged before the signal goes out, so it always precedes what
+	// main does about it.
+	askStop := func(why string, sig syscall.Signal) {
+		if kill != nil {
+			return
 		}
+		deadline := time.Now().Add(p.opts.Grace)
+		p.mu.Lock()
+		p.deadline = deadline
+		p.mu.Unlock()
+		p.log.Info("stopping main", "pid", p.PID(), "reason", why, "stop_signal", SignalName(sig), "grace", p.opts.Grace)
+		kill = time.After(p.opts.Grace)
+		close(p.stopping)
 	}
 	stop := p.stop
 	for {
@@ -159,12 +179,18 @@ func (p *Process) loop() {
 		case <-stop:
 			stop = nil
 			if kill == nil { // not asked already: a second stop signal can mean "quit now"
-				p.send(p.opts.StopSignal)
 				askStop("start-up failed", p.opts.StopSignal)
+				p.sendStop(p.opts.StopSignal)
 			}
 		case <-kill:
+			kill = make(chan time.Time) // never again
 			p.log.Warn("main did not exit within grace; killing it", "pid", p.PID(), "grace", p.opts.Grace)
 			p.send(unix.SIGKILL)
+			giveUp = time.After(reaper.KillWait)
+		case <-giveUp:
+			p.log.Error("main still there after SIGKILL (stuck in the kernel, D state?); giving up on it", "pid", p.PID(), "waited", reaper.KillWait)
+			close(p.stuck)
+			return
 		case s := <-p.sigs:
 			got := s.(syscall.Signal)
 			if p.starting() && asksToStop(got) {
@@ -173,21 +199,42 @@ func (p *Process) loop() {
 					p.abortSig = got
 					close(p.aborted)
 				}
-				p.send(p.opts.StopSignal)
 				askStop("signal "+SignalName(got), p.opts.StopSignal)
+				p.sendStop(p.opts.StopSignal)
 				continue
 			}
 			sig := got
 			if sig == unix.SIGTERM {
 				sig = p.opts.StopSignal
 			}
-			p.log.Debug("forwarding signal", "signal", SignalName(sig), "pid", p.PID(), "group", p.opts.Group)
-			p.send(sig)
 			if asksToStop(got) {
 				askStop("signal "+SignalName(got), sig)
+				p.sendStop(sig)
+				continue
 			}
+			p.log.Debug("forwarding signal", "signal", SignalName(sig), "pid", p.PID(), "group", p.opts.Group)
+			p.send(sig)
 		}
 	}
+}
+
+// sendStop sends main a signal that asks it to stop, then SIGCONT to its
+// process group, as a shell's kill does for a stopped job: a main stopped
+// by SIGSTOP, Ctrl-Z or SIGTTIN would otherwise keep the signal pending
+// and never act on it. SIGCONT to a running process has no effect.
+func (p *Process) sendStop(sig syscall.Signal) {
+	p.send(sig)
+	if err := p.proc.SignalGroup(unix.SIGCONT); err != nil {
+		p.log.Warn("cannot continue main", "pid", p.PID(), "err", err)
+	}
+}
+
+// StopDeadline is when the stop's budget (--grace) ends: Grace after main
+// was first asked to stop. It is the zero time when main was never asked.
+func (p *Process) StopDeadline() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.deadline
 }
 
 func (p *Process) starting() bool {

@@ -1,6 +1,7 @@
 package mainproc
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,12 +30,24 @@ func TestMain(m *testing.M) {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// waitFile polls until path exists and returns its trimmed content.
+// waitFile polls until path holds a whole line and returns it trimmed: a
+// shell's "echo x > f" creates the file before it writes.
 func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	return waitUntil(t, path, func(b []byte) bool { return bytes.HasSuffix(b, []byte("\n")) })
+}
+
+// waitExists polls until path exists (a marker made with touch).
+func waitExists(t *testing.T, path string) {
+	t.Helper()
+	waitUntil(t, path, func([]byte) bool { return true })
+}
+
+func waitUntil(t *testing.T, path string, full func([]byte) bool) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if b, err := os.ReadFile(path); err == nil {
+		if b, err := os.ReadFile(path); err == nil && full(b) {
 			return strings.TrimSpace(string(b))
 		}
 		if time.Now().After(deadline) {
@@ -55,7 +68,7 @@ func startMain(t *testing.T, script string, opts Options) (*Process, string) {
 	if opts.Grace == 0 {
 		opts.Grace = 10 * time.Second
 	}
-	p, err := Start(shared, []string{"sh", "-c", "D=" + dir + "\n" + script}, opts, quiet)
+	p, err := Start(shared, Subscribe(), []string{"sh", "-c", "D=" + dir + "\n" + script}, opts, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +76,7 @@ func startMain(t *testing.T, script string, opts Options) (*Process, string) {
 		p.Stop()
 		p.Wait()
 	})
-	waitFile(t, filepath.Join(dir, "up"))
+	waitExists(t, filepath.Join(dir, "up"))
 	return p, dir
 }
 
@@ -211,7 +224,7 @@ func TestForegroundContinuesStoppedMain(t *testing.T) {
 	if exit := p.Wait(); exit.Code() != 0 {
 		t.Errorf("main: %s", exit)
 	}
-	waitFile(t, filepath.Join(dir, "continued"))
+	waitExists(t, filepath.Join(dir, "continued"))
 }
 
 func TestParseSignal(t *testing.T) {
@@ -300,5 +313,91 @@ trap 'exit 0' TERM
 	self(t, unix.SIGSEGV)
 	if got := waitFile(t, filepath.Join(dir, "segv")); got != "segv" {
 		t.Errorf("marker %q", got)
+	}
+}
+
+// procState is the state letter of pid in /proc/PID/stat ("T": stopped).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return f[0]
+}
+
+func waitState(t *testing.T, pid int, state string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for procState(pid) != state {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d never reached state %s (now %q)", pid, state, procState(pid))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestStopContinuesStoppedMain: main stopped by SIGSTOP (Ctrl-Z, SIGTTIN)
+// gets the stop signal and then SIGCONT, so its handler runs at once
+// instead of the signal staying pending until the grace ends in SIGKILL.
+func TestStopContinuesStoppedMain(t *testing.T) {
+	for _, how := range []string{"signal", "Stop"} {
+		t.Run(how, func(t *testing.T) {
+			p, dir := startMain(t, `trap 'echo term > $D/stop; exit 0' TERM
+`+loop, Options{Grace: time.Minute})
+			p.Foreground(nil)
+			if err := unix.Kill(p.PID(), unix.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, p.PID(), "T")
+			if how == "signal" {
+				self(t, unix.SIGTERM)
+			} else {
+				p.Stop()
+			}
+			// With a minute of grace, only the handler can end main in time.
+			if exit := p.Wait(); exit.Code() != 0 {
+				t.Errorf("main: %s, want its TERM handler's exit 0", exit)
+			}
+			if got := waitFile(t, filepath.Join(dir, "stop")); got != "term" {
+				t.Errorf("stop marker %q", got)
+			}
+		})
+	}
+}
+
+// TestForegroundSeesFreshStop: a main that stopped an instant before
+// Foreground is continued, even when the reaper goroutine has not yet
+// handled the SIGCHLD that reports the stop.
+func TestForegroundSeesFreshStop(t *testing.T) {
+	for i := range 20 {
+		p, dir := startMain(t, `touch $D/up; kill -STOP $$; touch $D/continued; exit 0`, Options{})
+		waitState(t, p.PID(), "T")
+		p.Foreground(nil)
+		select {
+		case <-p.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d: main was never continued", i)
+		}
+		waitExists(t, filepath.Join(dir, "continued"))
+	}
+}
+
+// TestStopDeadline: the budget of the stop runs from the first request,
+// and is zero until then.
+func TestStopDeadline(t *testing.T) {
+	const grace = 5 * time.Second
+	p, _ := startMain(t, `trap 'exit 0' TERM
+`+loop, Options{Grace: grace})
+	p.Foreground(nil)
+	if d := p.StopDeadline(); !d.IsZero() {
+		t.Errorf("deadline %v before any stop", d)
+	}
+	before := time.Now()
+	p.Stop()
+	p.Wait()
+	d := p.StopDeadline()
+	if d.Before(before.Add(grace)) || d.After(time.Now().Add(grace)) {
+		t.Errorf("deadline %v, want %s after the stop at %v", d, grace, before)
 	}
 }

@@ -3,6 +3,7 @@ package mainproc
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -10,14 +11,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// inherited lists the signals that were ignored when mainstay started
+// (nohup, a background job of a non-interactive shell): mainstay leaves
+// them ignored, so every child inherits SIG_IGN through exec exactly as it
+// would from a plain exec or from tini. The Go runtime keeps an inherited
+// SIG_IGN only for SIGHUP and SIGINT, and overrides it for every other
+// signal before any of mainstay's code runs, so only those two can be
+// kept; this is read before anything subscribes to a signal.
+var inherited = func() map[syscall.Signal]bool {
+	m := map[syscall.Signal]bool{}
+	for s := syscall.Signal(1); s <= 64; s++ {
+		if signal.Ignored(s) {
+			m[s] = true
+		}
+	}
+	return m
+}()
+
 // forwarded lists every signal mainstay subscribes to and passes on: all
 // catchable signals except SIGCHLD (the reaper's), SIGURG (Go's preemption
 // signal), SIGTTIN and SIGTTOU (job control aimed at mainstay itself: with a
 // handler, a background write under "stty tostop" livelocks), SIGPIPE (it
-// only means mainstay's own write failed), SIGPROF (the profiler's) and
+// only means mainstay's own write failed), SIGPROF (the profiler's),
 // signals 32 to 34, which the Go runtime keeps for itself and never
-// delivers. The fault signals (SIGSEGV, SIGABRT, ...) are subscribed too: a
-// real fault in mainstay still crashes it, but one sent with kill is
+// delivers, and the signals mainstay was started with ignored (see
+// inherited). The fault signals (SIGSEGV, SIGABRT, ...) are subscribed too:
+// a real fault in mainstay still crashes it, but one sent with kill is
 // forwarded instead of crashing mainstay and with it the container.
 var forwarded = func() []os.Signal {
 	skip := map[syscall.Signal]bool{
@@ -28,12 +47,24 @@ var forwarded = func() []os.Signal {
 	}
 	var list []os.Signal
 	for s := syscall.Signal(1); s <= 64; s++ {
-		if !skip[s] {
+		if !skip[s] && !inherited[s] {
 			list = append(list, s)
 		}
 	}
 	return list
 }()
+
+// Inherited returns the signals mainstay was started with ignored, and
+// leaves ignored for itself and its children.
+func Inherited() []syscall.Signal {
+	var list []syscall.Signal
+	for s := syscall.Signal(1); s <= 64; s++ {
+		if inherited[s] {
+			list = append(list, s)
+		}
+	}
+	return list
+}
 
 // asksToStop reports whether sig asks for the container to stop: during
 // start-up it aborts start-up, afterwards it arms the grace timer once

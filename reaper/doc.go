@@ -22,9 +22,15 @@
 //     status N, 128+N for death by signal N. Failures to start map in
 //     [StartFailureCode]: 127 not found, 126 not executable.
 //
+//   - The reaper never calls [exec.Cmd.Wait], not even to flush I/O: without
+//     pidfds it would wait4 a PID that may already belong to another child.
+//     Output to writers that are not files goes through pipes the reaper
+//     copies itself.
+//
 // [Reaper.Sweep] ends the program's life: it refuses new children, sends
-// SIGTERM (then SIGKILL after a grace period) to every remaining descendant
-// and returns only when wait4 reports ECHILD. As PID 1 it signals with
+// SIGTERM (then SIGKILL at the stop's deadline) to every remaining
+// descendant and returns when wait4 reports ECHILD, or [KillWait] after
+// the deadline when a process outlives its SIGKILL (D state). As PID 1 it signals with
 // kill(-1); otherwise it walks /proc and signals each descendant through a
 // pidfd (kill(2) where pidfds are unavailable), because kill(-1) would reach
 // processes that are not ours.

@@ -12,7 +12,18 @@ import (
 // Exit is how a child process ended.
 type Exit struct {
 	status unix.WaitStatus
+	// cancelled is set when [Reaper.Run] killed the process because its
+	// context was done before it exited.
+	cancelled bool
 }
+
+// Cancelled reports whether [Reaper.Run] killed the process because its
+// context was done first: a process that exited on its own an instant
+// before its deadline did not time out.
+func (e Exit) Cancelled() bool { return e.cancelled }
+
+// KilledBy is the Exit of a process that signal sig killed.
+func KilledBy(sig unix.Signal) Exit { return Exit{status: unix.WaitStatus(sig)} }
 
 // Code is the exit code a shell would report for the process: its exit
 // status, or 128+N when signal N killed it.

@@ -31,6 +31,7 @@ type Reaper struct {
 
 	mu     sync.Mutex
 	procs  map[int]*Proc // registered children that have not exited
+	groups map[int]*Proc // those of procs started by StartGroup
 	closed bool          // Sweep has begun
 }
 
@@ -47,6 +48,7 @@ func Start(log *slog.Logger) (*Reaper, error) {
 		pid1:   os.Getpid() == 1,
 		sigchl: make(chan os.Signal, 1), // SIGCHLDs coalesce; one pending wake-up is enough
 		procs:  make(map[int]*Proc),
+		groups: make(map[int]*Proc),
 	}
 	if !r.pid1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -74,6 +76,7 @@ type Proc struct {
 	cmd  *exec.Cmd
 	pid  int
 	done chan struct{} // closed when the child has been reaped
+	out  *copies
 
 	// Guarded by r.mu.
 	stopped bool
@@ -87,29 +90,55 @@ type Proc struct {
 // exit status is kept for [Proc.Wait]. It is the only way the program starts
 // a child. Start returns [ErrClosed] once [Reaper.Sweep] has begun, and
 // cmd.Start's error when the command cannot be started.
-func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) {
+//
+// cmd.Stdin must be nil or an *os.File. A cmd.Stdout or cmd.Stderr that is
+// not an *os.File is fed through a pipe that Start copies from itself, so
+// that [exec.Cmd.Wait] is never needed (see [Proc.Wait]).
+func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) { return r.start(cmd, false) }
+
+// StartGroup starts cmd as [Reaper.Start] does, and also makes its process
+// group die with it: when the child exits, whatever it left in its group
+// is sent SIGKILL before the exit is reaped and reported, while the
+// child's zombie still holds the group ID so it cannot have been reused.
+// Descendants that left the group (setsid, daemons) are out of its reach.
+func (r *Reaper) StartGroup(cmd *exec.Cmd) (*Proc, error) { return r.start(cmd, true) }
+
+func (r *Reaper) start(cmd *exec.Cmd, group bool) (*Proc, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pgid = 0
+	if _, ok := cmd.Stdin.(*os.File); cmd.Stdin != nil && !ok {
+		return nil, errors.New("internal error: reaper: stdin must be a file")
+	}
+	out, err := redirect(cmd)
+	if err != nil {
+		return nil, err
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
+		out.abort()
 		return nil, ErrClosed
 	}
 	if err := cmd.Start(); err != nil {
+		out.abort()
 		return nil, err
 	}
-	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	out.started()
+	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), out: out}
 	r.procs[p.pid] = p
+	if group {
+		r.groups[p.pid] = p
+	}
 	return p, nil
 }
 
 // Run starts cmd, waits for it to exit and returns how it ended. When ctx is
-// done first, the child's whole process group is killed (SIGKILL) and Run
-// still waits for the child. The error is cmd.Start's, or [ErrClosed].
+// done first, the child's whole process group is killed (SIGKILL), Run
+// still waits for the child, and the Exit says [Exit.Cancelled]. The error is cmd.Start's, or [ErrClosed].
 func (r *Reaper) Run(ctx context.Context, cmd *exec.Cmd) (Exit, error) {
 	p, err := r.Start(cmd)
 	if err != nil {
@@ -117,10 +146,19 @@ func (r *Reaper) Run(ctx context.Context, cmd *exec.Cmd) (Exit, error) {
 	}
 	select {
 	case <-p.done:
+		return p.Wait(), nil
 	case <-ctx.Done():
-		p.SignalGroup(unix.SIGKILL)
 	}
-	return p.Wait(), nil
+	// The child may have exited meanwhile: then it was not killed.
+	r.mu.Lock()
+	killed := !p.exited
+	if killed {
+		_ = unix.Kill(-p.pid, unix.SIGKILL)
+	}
+	r.mu.Unlock()
+	exit := p.Wait()
+	exit.cancelled = killed
+	return exit, nil
 }
 
 // drain reaps every child that has changed state, and reports whether the
@@ -129,6 +167,7 @@ func (r *Reaper) drain() (childless bool) {
 	for {
 		var ws unix.WaitStatus
 		r.mu.Lock()
+		r.killGroups()
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WUNTRACED|unix.WCONTINUED, nil)
 		if err == unix.EINTR {
 			r.mu.Unlock()
@@ -150,13 +189,27 @@ func (r *Reaper) drain() (childless bool) {
 				p.stopped = false
 			default:
 				delete(r.procs, pid)
+				delete(r.groups, pid)
 				p.exited, p.stopped, p.status = true, false, ws
 				close(p.done)
 			}
 		}
 		r.mu.Unlock()
 		if p == nil && (ws.Exited() || ws.Signaled()) {
-			r.log.Debug("reaped orphan", "pid", pid, "exit_code", Exit{ws}.Code())
+			r.log.Debug("reaped orphan", "pid", pid, "exit_code", Exit{status: ws}.Code())
+		}
+	}
+}
+
+// killGroups sends SIGKILL to the process group of every StartGroup child
+// that has exited but is not reaped yet. The caller holds r.mu; peeking
+// with WNOWAIT leaves the zombie, and with it the group ID, in place.
+func (r *Reaper) killGroups() {
+	for pid := range r.groups {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if err == nil && info.Signo == int32(unix.SIGCHLD) {
+			_ = unix.Kill(-pid, unix.SIGKILL)
 		}
 	}
 }
@@ -168,23 +221,28 @@ func (p *Proc) PID() int { return p.pid }
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
 // Wait blocks until the child has exited and returns how. It also waits for
-// the command's I/O copying to finish (bounded by cmd.WaitDelay) and releases
-// the process handle. It may be called any number of times, from any goroutine.
+// the copying of the child's output to finish (bounded by cmd.WaitDelay
+// once the child has exited) and releases the process handle. It may be
+// called any number of times, from any goroutine.
+//
+// It never calls [exec.Cmd.Wait]: without pidfds that would wait4 the PID,
+// which by then may belong to another of the program's children.
 func (p *Proc) Wait() Exit {
 	<-p.done
 	p.release.Do(func() {
-		// The status is already ours; Cmd.Wait only flushes the I/O
-		// goroutines here. Its "no child processes" error is expected.
-		_ = p.cmd.Wait()
+		p.out.wait(p.cmd.WaitDelay)
 		_ = p.cmd.Process.Release()
 	})
 	p.r.mu.Lock()
 	defer p.r.mu.Unlock()
-	return Exit{p.status}
+	return Exit{status: p.status}
 }
 
 // Stopped reports whether the child is stopped by a job-control signal.
+// It reaps first, so a stop that the kernel has reported but whose SIGCHLD
+// the reaper goroutine has not handled yet is seen too.
 func (p *Proc) Stopped() bool {
+	p.r.drain()
 	p.r.mu.Lock()
 	defer p.r.mu.Unlock()
 	return p.stopped

@@ -346,7 +346,7 @@ wait`, dir)
 
 	const grace = 300 * time.Millisecond
 	start := time.Now()
-	shared.Sweep(grace)
+	shared.Sweep(start.Add(grace))
 	took := time.Since(start)
 	for name, pid := range pids {
 		if alive(pid) {
@@ -371,7 +371,7 @@ func TestSweepNothingLeft(t *testing.T) {
 		return
 	}
 	start := time.Now()
-	shared.Sweep(time.Hour)
+	shared.Sweep(time.Now().Add(time.Hour))
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Sweep with no children took %s", d)
 	}
@@ -386,5 +386,58 @@ func TestExitRealTimeSignal(t *testing.T) {
 	}
 	if exit.Code() != 168 || exit.String() != "killed by signal 40" {
 		t.Errorf("got %d %q, want 168 \"killed by signal 40\"", exit.Code(), exit)
+	}
+}
+
+// killPending reports whether pid has a SIGKILL pending (sent, not yet
+// acted on), from /proc/PID/status.
+func killPending(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "ShdPnd" || k == "SigPnd" {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && n&(1<<(unix.SIGKILL-1)) != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestStartGroupKillsGroup: when a StartGroup child exits, what it left in
+// its process group is dead by the time its exit is reported; with Start,
+// the same leftover lives on.
+func TestStartGroupKillsGroup(t *testing.T) {
+	for _, group := range []bool{true, false} {
+		t.Run(fmt.Sprint("group=", group), func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command("sh", "-c", `sleep 1000 & echo $! > "$0/left.tmp"; mv "$0/left.tmp" "$0/left"; exit 3`, dir)
+			start := shared.Start
+			if group {
+				start = shared.StartGroup
+			}
+			p, err := start(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code := p.Wait().Code(); code != 3 {
+				t.Errorf("exit code %d, want 3", code)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "left"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			t.Cleanup(func() { unix.Kill(pid, unix.SIGKILL) })
+			if group && alive(pid) && !killPending(pid) {
+				t.Error("the leftover of a StartGroup child is alive, with no SIGKILL pending, once its leader's exit is reported")
+			}
+			if !group && !alive(pid) {
+				t.Error("the leftover of a plain Start died with its leader")
+			}
+		})
 	}
 }

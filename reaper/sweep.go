@@ -11,17 +11,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// KillWait bounds how long [Reaper.Sweep] waits for processes it has sent
+// SIGKILL: one stuck in uninterruptible sleep (D state, a hung NFS mount)
+// does not die until the kernel lets it, and must not keep the program
+// from reporting and exiting.
+const KillWait = time.Second
+
 // Sweep makes sure no descendant outlives the program. It refuses new
 // children, then sends SIGTERM and SIGCONT (so stopped processes can act on
-// it) to every remaining descendant, waits up to grace for them to exit,
+// it) to every remaining descendant, waits until deadline for them to exit,
 // sends SIGKILL to whatever is left, and returns once wait4 reports that the
-// program has no children at all. It returns at once when there are none.
+// program has no children at all, or [KillWait] after the deadline. It
+// returns at once when there are none, and sends SIGKILL at once when the
+// deadline has passed. It returns how many descendants were still there
+// when it gave up (0 when none).
 //
 // As PID 1 it signals with kill(-1), which reaches every process of the PID
 // namespace but the caller, whatever its session or group. Otherwise it walks
 // /proc for descendants and signals each through a pidfd; as a subreaper the
 // program inherits every orphaned descendant, so the walk sees them all.
-func (r *Reaper) Sweep(grace time.Duration) {
+func (r *Reaper) Sweep(deadline time.Time) (left int) {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
@@ -32,13 +41,17 @@ func (r *Reaper) Sweep(grace time.Duration) {
 	signal.Notify(chld, unix.SIGCHLD)
 	defer signal.Stop(chld)
 	if r.drain() {
-		return
+		return 0
 	}
-	n := r.signalAll(unix.SIGTERM)
-	r.signalAll(unix.SIGCONT)
-	r.log.Info("stopping leftover processes", "count", n, "grace", grace)
-	deadline := time.NewTimer(grace)
-	defer deadline.Stop()
+	grace := time.Until(deadline).Round(time.Millisecond)
+	if grace > 0 {
+		n := r.signalAll(unix.SIGTERM)
+		r.signalAll(unix.SIGCONT)
+		r.log.Info("stopping leftover processes", "count", n, "grace", grace)
+	}
+	timer := time.NewTimer(max(grace, 0))
+	defer timer.Stop()
+	var giveUp <-chan time.Time
 	killing := false
 	for !r.drain() {
 		if killing {
@@ -47,11 +60,22 @@ func (r *Reaper) Sweep(grace time.Duration) {
 		}
 		select {
 		case <-chld:
-		case <-deadline.C:
+		case <-timer.C:
 			killing = true
-			r.log.Warn("leftover processes did not exit within grace; killing them", "count", r.signalAll(unix.SIGKILL))
+			giveUp = time.After(time.Until(deadline.Add(KillWait)))
+			n := r.signalAll(unix.SIGKILL)
+			if grace > 0 {
+				r.log.Warn("leftover processes did not exit within grace; killing them", "count", n)
+			} else {
+				r.log.Warn("no grace left for leftover processes; killing them", "count", n)
+			}
+		case <-giveUp:
+			left = len(descendants(os.Getpid()))
+			r.log.Error("processes still there after SIGKILL (stuck in the kernel, D state?); giving up on them", "count", left, "waited", KillWait)
+			return left
 		}
 	}
+	return 0
 }
 
 // signalAll sends sig to every descendant and returns how many it reached.

@@ -24,9 +24,16 @@ type CLI struct {
 	ReadyMaxInterval    time.Duration `default:"100ms" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies (${default})."`
 	ReadyAttemptTimeout time.Duration `default:"5s" help:"Longest one attempt of a probe may take; an exec probe still running then is killed with its process group (${default})."`
 
+	WaitFor        waitForList    `placeholder:"SPEC" help:"Dependency probe that must pass before any --before task or main starts (a database in another container); repeatable, all must pass. The kinds of --ready but log: (which needs main). A host name that does not resolve yet counts as a failed attempt. In MAINSTAY_WAIT_FOR, one probe per line."`
+	WaitForTimeout *time.Duration `placeholder:"DUR" help:"Give up when the --wait-for probes have not all passed after this long: nothing is started and mainstay exits 124; 0 waits forever (default: the --ready-timeout in effect)."`
+	Before         commandList    `placeholder:"COMMAND" help:"Command to run after --wait-for and before main starts (a migration); repeatable, run in order, each to completion, at every start. Split like --helper; --user, --helper-prefix, --helper-timeout, --helper-retries and --on-helper-failure apply. A failed one: main is never started, mainstay exits with its code. In MAINSTAY_BEFORE, one command per line."`
+
 	Helper          commandList   `placeholder:"COMMAND" help:"Command to run once main is ready; repeatable, run in order, each to completion. Split into words like a shell would, no shell run. In MAINSTAY_HELPER, one command per line."`
 	HelperTimeout   time.Duration `default:"0s" help:"Kill a helper (and its process group) that runs longer than this; it counts as failed with exit code 124. 0 means no limit (${default})."`
-	OnHelperFailure string        `enum:"stop,continue" default:"stop" help:"What a failed helper does: stop (stop main, exit with the helper's code) or continue (log it, run the next) (${default})."`
+	OnHelperFailure string        `enum:"stop,continue" default:"stop" help:"What a failed helper or --before task does: stop (stop main, or never start it; exit with the task's code) or continue (log it, run the next) (${default})."`
+	HelperRetries   int           `default:"0" placeholder:"N" help:"Run a failed helper or --before task again up to N times, waiting --restart-delay, doubling up to --restart-max-delay (±20% jitter), in between; the last try's code counts. A timeout is a failure; a program that cannot start (126, 127) is not run again (${default})."`
+	RestartDelay    time.Duration `default:"100ms" placeholder:"DUR" help:"First delay before a task's retry; it doubles with each retry in a row, with ±20% jitter (${default})."`
+	RestartMaxDelay time.Duration `default:"30s" placeholder:"DUR" help:"Cap of the delay between retries, before the ±20% jitter (${default})."`
 
 	HelperPrefix string `default:"[{helper}] " placeholder:"TEMPLATE" help:"Written before each line a helper prints, so logs show who said what; {helper} is the helper's program name (with #N when several share it). Empty: no prefix. Never applied on a terminal, where helpers keep it as their output (${default})."`
 
@@ -35,7 +42,7 @@ type CLI struct {
 	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'."`
 
 	StopSignal  signalFlag    `default:"TERM" placeholder:"SIG" help:"Signal that asks main to stop; it replaces SIGTERM when forwarding (TERM, SIGINT, 2, ...) (${default})."`
-	Grace       time.Duration `default:"10s" help:"How long main may take to exit once asked to stop, and leftover processes once main exited, before SIGKILL (${default})."`
+	Grace       time.Duration `default:"8s" help:"Budget of the whole stop, counted from the stop signal (or main's exit): main, then whatever is left, must exit within it or get SIGKILL, and mainstay waits at most 1s more. Keep it under docker stop's timeout (10s) (${default})."`
 	SignalGroup bool          `help:"Send signals to main's whole process group instead of main alone."`
 
 	User userFlag `placeholder:"USER[:GROUP]" help:"Run main, the helpers and exec probes as this user (name or number) and group; HOME, USER and LOGNAME from the user's entry; supplementary groups reset. Needs mainstay to run as root."`
@@ -134,6 +141,7 @@ func (c *CLI) Validate() error {
 		v    time.Duration
 	}{
 		{"--ready-timeout", c.ReadyTimeout}, {"--helper-timeout", c.HelperTimeout}, {"--grace", c.Grace},
+		{"--wait-for-timeout", c.waitForTimeout()},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: %s is negative", c.source(d.flag), d.v)
@@ -144,6 +152,7 @@ func (c *CLI) Validate() error {
 		v    time.Duration
 	}{
 		{"--ready-interval", c.ReadyInterval}, {"--ready-max-interval", c.ReadyMaxInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
+		{"--restart-delay", c.RestartDelay}, {"--restart-max-delay", c.RestartMaxDelay},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: %s is not positive", c.source(d.flag), d.v)
@@ -161,6 +170,12 @@ func (c *CLI) Validate() error {
 	}
 	if err := c.User.checkCanSwitch(); err != nil {
 		return err
+	}
+	if c.HelperRetries < 0 {
+		return fmt.Errorf("%s: %d is negative", c.source("--helper-retries"), c.HelperRetries)
+	}
+	if c.RestartDelay > c.RestartMaxDelay {
+		return fmt.Errorf("%s %s is longer than %s %s", c.source("--restart-delay"), c.RestartDelay, c.source("--restart-max-delay"), c.RestartMaxDelay)
 	}
 	if c.ReadyInterval > c.ReadyMaxInterval {
 		return fmt.Errorf("%s %s is longer than %s %s", c.source("--ready-interval"), c.ReadyInterval, c.source("--ready-max-interval"), c.ReadyMaxInterval)
@@ -184,6 +199,15 @@ func (c *CLI) source(flag string) string {
 		return fmt.Sprintf("%s (from %s=%q)", flag, env, v)
 	}
 	return flag
+}
+
+// waitForTimeout is --wait-for-timeout, or the --ready-timeout in effect
+// when it is not given.
+func (c *CLI) waitForTimeout() time.Duration {
+	if c.WaitForTimeout != nil {
+		return *c.WaitForTimeout
+	}
+	return c.ReadyTimeout
 }
 
 // parentDir is the directory path would be created in, or "" for "".
@@ -215,6 +239,34 @@ func (l *probeList) Decode(ctx *kong.DecodeContext) error {
 		}
 		return err
 	})
+}
+
+// waitForList holds the --wait-for probes: those of --ready that do not
+// need main.
+type waitForList []readiness.Probe
+
+func (l *waitForList) Decode(ctx *kong.DecodeContext) error {
+	return decodeLines(ctx, "spec", func(s string) error {
+		pr, err := readiness.Parse(s)
+		if err != nil {
+			return err
+		}
+		if needsMain(pr) {
+			return fmt.Errorf("probe %q: watches main, which --wait-for runs before; use it with --ready", s)
+		}
+		*l = append(*l, pr)
+		return nil
+	})
+}
+
+// needsMain reports whether a probe watches main itself (its output, its
+// notifications), and so cannot be a --wait-for dependency.
+func needsMain(pr readiness.Probe) bool {
+	if _, ok := pr.(*readiness.Log); ok {
+		return true
+	}
+	s := pr.String()
+	return s == "notify" || strings.HasPrefix(s, "notify:")
 }
 
 // commandList holds the --helper commands, the same way as probeList.

@@ -194,7 +194,7 @@ func TestParseDefaults(t *testing.T) {
 		cli.HelperTimeout, cli.OnHelperFailure, cli.HelperPrefix, syscall.Signal(cli.StopSignal), cli.Grace, cli.SignalGroup,
 		cli.LogFormat, cli.LogLevel, len(cli.Ready), len(cli.Helper)}
 	want := []any{60 * time.Second, 10 * time.Millisecond, 100 * time.Millisecond, 5 * time.Second,
-		time.Duration(0), "stop", "[{helper}] ", syscall.SIGTERM, 10 * time.Second, false,
+		time.Duration(0), "stop", "[{helper}] ", syscall.SIGTERM, 8 * time.Second, false,
 		"text", "info", 0, 0}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults = %v, want %v", got, want)

@@ -18,7 +18,7 @@ func TestEmptyEnvIsUnset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cli.Grace != 10*time.Second || cli.ReadyTimeout != 60*time.Second || cli.SignalGroup || len(cli.Helper) != 0 {
+	if cli.Grace != 8*time.Second || cli.ReadyTimeout != 60*time.Second || cli.SignalGroup || len(cli.Helper) != 0 {
 		t.Errorf("grace %s, ready timeout %s, signal group %v, helpers %d: want the defaults", cli.Grace, cli.ReadyTimeout, cli.SignalGroup, len(cli.Helper))
 	}
 	if cli.HelperPrefix != "" {

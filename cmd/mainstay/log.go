@@ -10,6 +10,8 @@ import (
 // Phases of mainstay's life, carried by every log line as "phase".
 const (
 	phaseStart     = "start"     // parsing, starting main
+	phaseWaitFor   = "wait-for"  // waiting for the --wait-for dependencies
+	phaseBefore    = "before"    // running the --before tasks
 	phaseReadiness = "readiness" // waiting for the probes
 	phaseHelpers   = "helpers"   // running the helpers
 	phaseRun       = "run"       // main in the foreground

@@ -11,10 +11,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/helpers"
 	mainproc "github.com/mainstay-dev/mainstay/main"
 	"github.com/mainstay-dev/mainstay/readiness"
@@ -29,7 +31,20 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "health" {
 		os.Exit(health(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	os.Exit(run(os.Args[1:], os.Stderr))
+	keepWritesFromKilling()
+	// Log lines are written while main has the terminal too.
+	os.Exit(run(os.Args[1:], mainproc.ForegroundSafe(os.Stderr)))
+}
+
+// keepWritesFromKilling subscribes to SIGPIPE. Without a subscription, the
+// Go runtime kills the program when a write to fd 1 or 2 fails with EPIPE
+// (a closed log pipe, "mainstay ... | head"): mainstay would die with main
+// orphaned, or as PID 1 exit 2 and take main down with it. Subscribed, the
+// write just fails, and mainstay goes on supervising. Notify rather than
+// Ignore: SIG_IGN would be inherited by every child. The channel is never
+// read; its one slot fills and later SIGPIPEs are dropped.
+func keepWritesFromKilling() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }
 
 // run is mainstay from parsed arguments to exit code. It is the only place
@@ -53,7 +68,21 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	sigs := mainproc.Subscribe()
+	for _, s := range mainproc.Inherited() {
+		log.Info("signal ignored when mainstay started: left ignored, for main and every child too", "signal", mainproc.SignalName(s))
+	}
 	tty := mainproc.OpenTerminal()
+
+	// Before main: the dependencies, then the --before tasks.
+	if err := cli.beforeMain(r, sigs, tty, log, setPhase); err != nil {
+		setPhase(phaseStop)
+		code := exitCode(err, false, reaper.Exit{}, log)
+		r.Sweep(time.Now().Add(cli.Grace))
+		return code
+	}
+
+	setPhase(phaseStart)
 	argv := cli.mainArgv()
 	opts := mainproc.Options{
 		StopSignal: syscall.Signal(cli.StopSignal),
@@ -63,7 +92,7 @@ func run(args []string, stderr io.Writer) int {
 		Env:        cli.User.environ(),
 	}
 	opts.Stdout, opts.Stderr = cli.logWatchers()
-	p, err := mainproc.Start(r, argv, opts, log)
+	p, err := mainproc.Start(r, sigs, argv, opts, log)
 	if err != nil {
 		log.Error("cannot start main", "argv", argv, "err", err)
 		return reaper.StartFailureCode(err)
@@ -91,24 +120,10 @@ func run(args []string, stderr io.Writer) int {
 	}()
 
 	setPhase(phaseReadiness)
-	err = readiness.Wait(ctx, cli.Ready, readiness.Config{
-		Timeout:        cli.ReadyTimeout,
-		Interval:       cli.ReadyInterval,
-		MaxInterval:    cli.ReadyMaxInterval,
-		AttemptTimeout: cli.ReadyAttemptTimeout,
-		Runner:         cli.User.runner(r),
-		Log:            log,
-	})
+	err = readiness.Wait(ctx, cli.Ready, cli.probeConfig(r, cli.ReadyTimeout, log))
 	if err == nil {
 		setPhase(phaseHelpers)
-		err = cli.runHelpers(ctx, helpers.Config{
-			Timeout:   cli.HelperTimeout,
-			OnFailure: helpers.Policy(cli.OnHelperFailure),
-			Runner:    cli.User.runner(r),
-			TTY:       tty,
-			Prefix:    cli.HelperPrefix,
-			Log:       log,
-		})
+		err = cli.runHelpers(ctx, cli.taskConfig(r, tty, log))
 	}
 	if err != nil {
 		setPhase(phaseStop)
@@ -124,11 +139,30 @@ func run(args []string, stderr io.Writer) int {
 	p.Foreground(tty)
 	log.Info("main in the foreground", "pid", p.PID())
 	exit := p.Wait()
+	reclaim(tty, log)
 	setPhase(phaseStop)
 	log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
-	r.Sweep(cli.Grace)
+	r.Sweep(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
 	return exit.Code()
+}
+
+// reclaim takes the terminal back once its foreground job (a helper, main)
+// has ended, so mainstay's next log line cannot stop it.
+func reclaim(tty *os.File, log *slog.Logger) {
+	if err := mainproc.Reclaim(tty); err != nil {
+		log.Warn("cannot take the terminal back", "err", err)
+	}
+}
+
+// stopDeadline is the end of the stop's one budget, --grace: counted from
+// when main was first asked to stop, or from now when main exited on its
+// own. Leftover processes get what main left of it.
+func stopDeadline(p *mainproc.Process, grace time.Duration) time.Time {
+	if d := p.StopDeadline(); !d.IsZero() {
+		return d
+	}
+	return time.Now().Add(grace)
 }
 
 // flushTimeout bounds the wait for main's copied output at exit; the sweep
@@ -153,46 +187,153 @@ func (c *CLI) logWatchers() (stdout, stderr io.Writer) {
 var (
 	errMainExited = errors.New("main exited")
 	errAborted    = errors.New("start-up aborted by a signal")
+	errWaitFor    = errors.New("dependencies")
 )
 
-// failStartup stops main after readiness or a helper failed, sweeps, and
-// returns the exit code for err.
-func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log *slog.Logger) int {
+// signalError is a stop signal that arrived before main existed.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return "stopped by " + mainproc.SignalName(e.sig) }
+
+// beforeMain waits for the --wait-for dependencies, then runs the --before
+// tasks, each to completion. It returns nil when main may start. SIGTERM,
+// SIGINT or SIGQUIT meanwhile stop the running probe or task (its process
+// group is killed) and make it return a *signalError.
+func (c *CLI) beforeMain(r *reaper.Reaper, sigs *mainproc.Signals, tty *os.File, log *slog.Logger, setPhase func(string)) error {
+	if len(c.WaitFor) == 0 && len(c.Before) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop := sigs.Watch(func(sig syscall.Signal) { cancel(&signalError{sig}) }, log)
+	defer stop() // before main's signal loop takes the subscription over
+
+	if len(c.WaitFor) > 0 {
+		setPhase(phaseWaitFor)
+		if err := readiness.Wait(ctx, c.WaitFor, c.probeConfig(r, c.waitForTimeout(), log)); err != nil {
+			return fmt.Errorf("%w: %w", errWaitFor, err)
+		}
+	}
+	setPhase(phaseBefore)
+	tasks := make([]helpers.Task, len(c.Before))
+	for i, b := range c.Before {
+		tasks[i] = helpers.Task{Name: b.line, Argv: b.argv}
+	}
+	cfg := c.taskConfig(r, tty, log)
+	cfg.Kind = "before task"
+	return helpers.Run(ctx, tasks, cfg)
+}
+
+// probeConfig says how to wait for --ready or --wait-for probes.
+func (c *CLI) probeConfig(r *reaper.Reaper, timeout time.Duration, log *slog.Logger) readiness.Config {
+	return readiness.Config{
+		Timeout:        timeout,
+		Interval:       c.ReadyInterval,
+		MaxInterval:    c.ReadyMaxInterval,
+		AttemptTimeout: c.ReadyAttemptTimeout,
+		Runner:         c.User.runner(r),
+		Log:            log,
+	}
+}
+
+// taskConfig says how to run --before tasks and helpers.
+func (c *CLI) taskConfig(r *reaper.Reaper, tty *os.File, log *slog.Logger) helpers.Config {
+	return helpers.Config{
+		Timeout:    c.HelperTimeout,
+		OnFailure:  helpers.Policy(c.OnHelperFailure),
+		Runner:     c.User.runner(r),
+		TTY:        tty,
+		Reclaim:    func() { reclaim(tty, log) },
+		Prefix:     c.HelperPrefix,
+		Log:        log,
+		Retries:    c.HelperRetries,
+		NewBackOff: c.restartBackOff,
+	}
+}
+
+// restartBackOff is the schedule of delays between the tries of a task:
+// --restart-delay, doubling up to --restart-max-delay, each ±20 %; it never
+// gives up by itself (backoff/v4 would after 15 minutes by default).
+func (c *CLI) restartBackOff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(c.RestartDelay),
+		backoff.WithMaxInterval(c.RestartMaxDelay),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(readiness.RandomizationFactor),
+		backoff.WithMaxElapsedTime(0),
+	)
+	return b
+}
+
+// exitCode is the one place that maps why start-up ended early to
+// mainstay's exit code, logging the reason. started says whether main was
+// started; main is its exit, for the cases where main's own code is the
+// answer (main exited, or a signal aborted start-up after main started).
+func exitCode(err error, started bool, main reaper.Exit, log *slog.Logger) int {
 	var (
 		notReady *readiness.NotReadyError
-		helper   *helpers.Error
-		code     int
+		task     *helpers.Error
+		sig      *signalError
 	)
 	switch {
 	case errors.Is(err, errMainExited), errors.Is(err, errAborted):
-		code = -1 // main's own
+		return main.Code()
+	case errors.As(err, &sig):
+		// No main to take the code from: as a shell reports a command
+		// killed by the signal.
+		log.Info("stopped before main started", "signal", mainproc.SignalName(sig.sig), "exit_code", 128+int(sig.sig))
+		return 128 + int(sig.sig)
 	case errors.As(err, &notReady):
 		for _, f := range notReady.Failing {
 			log.Error("probe still failing", "probe", f.Probe.String(), "err", f.Err)
 		}
-		log.Error("main not ready in time; stopping it", "err", err)
-		code = 124
-	case errors.As(err, &helper):
-		log.Error("helper failed; stopping main", "helper", helper.Task.Name, "exit_code", helper.ExitCode(), "err", err)
-		code = helper.ExitCode()
-	default: // a probe that can never pass, or --helpers-dir unreadable
+		if errors.Is(err, errWaitFor) {
+			log.Error("dependencies not ready in time; main not started", "err", err)
+		} else {
+			log.Error("main not ready in time; stopping it", "err", err)
+		}
+		return 124
+	case errors.As(err, &task) && task.Kind == "before task":
+		log.Error("before task failed; main not started", "helper", task.Task.Name, "exit_code", task.ExitCode(), "tries", task.Tries, "err", err)
+		return task.ExitCode()
+	case errors.As(err, &task):
+		log.Error("helper failed; stopping main", "helper", task.Task.Name, "exit_code", task.ExitCode(), "tries", task.Tries, "err", err)
+		return task.ExitCode()
+	}
+	// A probe that can never pass, or --helpers-dir unreadable.
+	if started {
 		log.Error("start-up failed; stopping main", "err", err)
-		code = reaper.StartFailureCode(err)
+	} else {
+		log.Error("start-up failed; main not started", "err", err)
+	}
+	return reaper.StartFailureCode(err)
+}
+
+// failStartup stops main after readiness or a helper failed, or main
+// exited, sweeps, and returns the exit code for err.
+func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log *slog.Logger) int {
+	if !errors.Is(err, errMainExited) && !errors.Is(err, errAborted) {
+		// Say why before main is signalled.
+		code := exitCode(err, true, reaper.Exit{}, log)
+		p.Stop()
+		exit := p.Wait()
+		log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
+		r.Sweep(stopDeadline(p, cli.Grace))
+		p.FlushOutput(flushTimeout)
+		return code
 	}
 	p.Stop()
 	exit := p.Wait()
 	switch {
-	case !errors.Is(err, errMainExited):
+	case errors.Is(err, errAborted):
 		log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 	case exit.Success():
 		log.Warn("main exited during start-up", "pid", p.PID(), "exit_code", 0, "status", exit.String())
 	default:
 		log.Error("main exited during start-up", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 	}
-	if code < 0 {
-		code = exit.Code()
-	}
-	r.Sweep(cli.Grace)
+	code := exitCode(err, true, exit, log)
+	r.Sweep(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
 	return code
 }
