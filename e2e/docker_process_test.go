@@ -26,7 +26,7 @@ var readyMain = []string{"--ready", "file:/tmp/up"}
 // --grace is one budget for the whole stop (main, then the leftover
 // processes) followed by SIGKILL, false when main and then the leftovers
 // each get a --grace of their own.
-const graceIsOneBudget = false
+const graceIsOneBudget = true
 
 // stopBudget is how long after the stop signal the container should end,
 // by mainstay's SIGKILL, when main and a leftover process both ignore
