@@ -94,7 +94,7 @@ func buildGoImage() error {
 	// GOROOT as go/.
 	start := time.Now()
 	build := exec.Command("sh", "-c", `tar -c -C "$1" Dockerfile ca-certificates.crt -C "$(dirname "$2")" --transform "s|^$(basename "$2")|go|" "$(basename "$2")" |
-		docker build --network host --label "$3" -t "$4" -`, "sh", dir, goroot, label+"="+hash, goImage)
+		docker build --force-rm --network host --label "$3" -t "$4" -`, "sh", dir, goroot, label+"="+hash, goImage)
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building %s: %v\n%s", goImage, err, out)
 	}

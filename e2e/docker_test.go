@@ -163,15 +163,39 @@ func (d *dockerSetup) build(name, dir string) (string, error) {
 	tag, cache := d.run+name, "mainstay-e2e-"+name+":cache"
 	old, _ := dockerCmd("image", "inspect", "--format", "{{.Id}}", cache)
 	start := time.Now()
-	out, err := dockerCmd("build", "--network", "host", "-t", tag, "-t", cache, dir)
+	// --force-rm: a failed step leaves no container behind either.
+	out, err := dockerCmd("build", "--force-rm", "--network", "host", "-t", tag, "-t", cache, dir)
 	if err != nil {
 		return "", fmt.Errorf("docker build: %v\n%s", err, out)
+	}
+	// The legacy builder keeps the image of each stage before the last,
+	// untagged: remove it, it is no cache worth its size.
+	for _, id := range stageImages(out) {
+		_, _ = dockerCmd("rmi", id)
 	}
 	if id, _ := dockerCmd("image", "inspect", "--format", "{{.Id}}", cache); old != "" && id != old {
 		_, _ = dockerCmd("rmi", old)
 	}
 	fmt.Fprintf(os.Stderr, "e2e: built image %s in %s\n", tag, time.Since(start).Round(100*time.Millisecond))
 	return tag, nil
+}
+
+// stageImages are the images of the stages before the last one, read
+// from the legacy builder's output: the last " ---> ID" before each FROM
+// but the first.
+func stageImages(buildOutput string) []string {
+	var ids []string
+	last := ""
+	for _, line := range strings.Split(buildOutput, "\n") {
+		line = strings.TrimSpace(line)
+		if id, ok := strings.CutPrefix(line, "---> "); ok && !strings.Contains(id, " ") {
+			last = id
+		}
+		if strings.HasPrefix(line, "Step ") && strings.Contains(line, " : FROM ") && last != "" {
+			ids = append(ids, last)
+		}
+	}
+	return ids
 }
 
 // writeFiles writes name → content under dir, making directories.

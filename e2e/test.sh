@@ -12,4 +12,5 @@ export PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1):$PATH"
 go vet ./...
 go vet -tags e2e ./e2e/
 go test -race -count=1 ./...
-go test -race -count=1 -tags e2e ./e2e/
+# The Docker tier (TestDocker*) builds images: about 6 min on a fresh machine.
+go test -race -count=1 -timeout 30m -tags e2e ./e2e/
