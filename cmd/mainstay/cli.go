@@ -24,6 +24,8 @@ type CLI struct {
 	ReadyMaxInterval    time.Duration `default:"100ms" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies (${default})."`
 	ReadyAttemptTimeout time.Duration `default:"5s" help:"Longest one attempt of a probe may take; an exec probe still running then is killed with its process group (${default})."`
 
+	Sidecar sidecarList `placeholder:"'[KEY=VALUE ... --] COMMAND'" help:"Long-running companion process, kept up beside main; repeatable. Options before --: name=NAME, ready=SPEC (repeatable), start=before|after (before: started in order before anything else, each ready before the next; after: once the helpers are done), restart=no|on-failure|always (on-failure), retries=N (5; restarts in a row before giving up), essential=true|false (true: when it ends for good, everything stops with its code), stop-signal=SIG (TERM), user=USER[:GROUP] (--user's). In MAINSTAY_SIDECAR, one per line."`
+
 	WaitFor        waitForList    `placeholder:"SPEC" help:"Dependency probe that must pass before any --before task or main starts (a database in another container); repeatable, all must pass. The kinds of --ready but log: (which needs main). A host name that does not resolve yet counts as a failed attempt. In MAINSTAY_WAIT_FOR, one probe per line."`
 	WaitForTimeout *time.Duration `placeholder:"DUR" help:"Give up when the --wait-for probes have not all passed after this long: nothing is started and mainstay exits 124; 0 waits forever (default: the --ready-timeout in effect)."`
 	Before         commandList    `placeholder:"COMMAND" help:"Command to run after --wait-for and before main starts (a migration); repeatable, run in order, each to completion, at every start. Split like --helper; --user, --helper-prefix, --helper-timeout, --helper-retries and --on-helper-failure apply. A failed one: main is never started, mainstay exits with its code. In MAINSTAY_BEFORE, one command per line."`
@@ -169,6 +171,12 @@ func (c *CLI) Validate() error {
 		}
 	}
 	if err := c.User.checkCanSwitch(); err != nil {
+		return err
+	}
+	if err := c.Sidecar.name(); err != nil {
+		return err
+	}
+	if err := c.Sidecar.checkCanSwitch(); err != nil {
 		return err
 	}
 	if c.HelperRetries < 0 {

@@ -120,34 +120,41 @@ func TestRunBadInput(t *testing.T) {
 		{name: "env log-format", env: map[string]string{"MAINSTAY_LOG_FORMAT": "xml"}, args: []string{argvMain}, want: []string{"MAINSTAY_LOG_FORMAT|--log-format", `"xml"`}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			marker := filepath.Join(t.TempDir(), "MARKER")
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			args := expand(tt.args, marker)
-			// run starts the process-wide reaper and main once parsing
-			// succeeds; never let it do that in this process.
-			if _, err := parse(args, "test"); err == nil {
-				t.Fatalf("parse(%q) accepted bad input", args)
-			}
-			var stderr bytes.Buffer
-			if code := run(args, &stderr); code != 2 {
-				t.Errorf("run = %d, want 2", code)
-			}
-			out := stderr.String()
-			if !strings.HasPrefix(out, "mainstay: error: ") || !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
-				t.Fatalf("stderr = %q, want exactly one line starting %q", out, "mainstay: error: ")
-			}
-			for _, w := range tt.want {
-				if !containsAny(out, strings.Split(w, "|")) {
-					t.Errorf("stderr = %q, want it to name %s", out, strings.ReplaceAll(w, "|", " or "))
-				}
-			}
-			if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("main was started on bad input: %s exists (stat: %v)", marker, err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkBadInput(t, tt.args, tt.env, tt.want) })
+	}
+}
+
+// checkBadInput runs mainstay in-process with bad args (argvMain and
+// flagMain expanded) and env, and checks that it exits 2 with exactly one
+// line naming every fragment of want ("a|b": a or b), having started
+// nothing.
+func checkBadInput(t *testing.T, args []string, env map[string]string, want []string) {
+	t.Helper()
+	marker := filepath.Join(t.TempDir(), "MARKER")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	args = expand(args, marker)
+	// run starts the process-wide reaper and main once parsing
+	// succeeds; never let it do that in this process.
+	if _, err := parse(args, "test"); err == nil {
+		t.Fatalf("parse(%q) accepted bad input", args)
+	}
+	var stderr bytes.Buffer
+	if code := run(args, &stderr); code != 2 {
+		t.Errorf("run = %d, want 2", code)
+	}
+	out := stderr.String()
+	if !strings.HasPrefix(out, "mainstay: error: ") || !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("stderr = %q, want exactly one line starting %q", out, "mainstay: error: ")
+	}
+	for _, w := range want {
+		if !containsAny(out, strings.Split(w, "|")) {
+			t.Errorf("stderr = %q, want it to name %s", out, strings.ReplaceAll(w, "|", " or "))
+		}
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("main was started on bad input: %s exists (stat: %v)", marker, err)
 	}
 }
 

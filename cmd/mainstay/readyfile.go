@@ -17,7 +17,9 @@ const (
 	stateStarting = "starting"
 	stateReady    = "ready"
 	stateStopping = "stopping"
-	stateGone     = "gone"
+	// stateRestarting: started up, but an essential sidecar is restarting.
+	stateRestarting = "restarting"
+	stateGone       = "gone"
 )
 
 // readyFile publishes mainstay's state. PATH exists only while main is

@@ -29,9 +29,16 @@ type userFlag struct {
 }
 
 func (u *userFlag) Decode(ctx *kong.DecodeContext) error {
-	if err := ctx.Scan.PopValueInto("user", &u.spec); err != nil {
+	var spec string
+	if err := ctx.Scan.PopValueInto("user", &spec); err != nil {
 		return err
 	}
+	return u.set(spec)
+}
+
+// set resolves USER[:GROUP] (also a sidecar's user=).
+func (u *userFlag) set(spec string) error {
+	u.spec = spec
 	name, group, hasGroup := strings.Cut(u.spec, ":")
 	if name == "" || (hasGroup && group == "") {
 		return fmt.Errorf("%q: want USER or USER:GROUP", u.spec)
