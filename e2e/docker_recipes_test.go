@@ -270,3 +270,71 @@ func TestDockerReadOnly(t *testing.T) {
 	}
 	stopCleanly(t, c, "Redis is now ready to exit, bye bye")
 }
+
+// TestDockerRecipeWebCacheCron builds docs/recipes/web-cache-cron.md's
+// image and runs it as the page does: Apache answers, memcached and cron
+// run as sidecars, the HEALTHCHECK goes starting → healthy, memcached
+// stopped by hand comes back, and docker stop ends main, then cron, then
+// memcached, with exit code 0; the next docker start is healthy again.
+func TestDockerRecipeWebCacheCron(t *testing.T) {
+	t.Parallel()
+	d := needDocker(t)
+	img := d.recipeImage(t, "web-cache-cron.md")
+	c := d.runDetached(t, "", img)
+	startingThenHealthy(t, c)
+	if got, err := c.exec("bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/80; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; head -n 1 <&3"); !strings.HasPrefix(got, "HTTP/1.1 200") {
+		t.Errorf("Apache: %q, %v", got, err)
+	}
+	memcached := "exec 3<>/dev/tcp/127.0.0.1/11211; printf 'version\\r\\n' >&3; head -n 1 <&3"
+	if got, err := c.exec("bash", "-c", memcached); !strings.HasPrefix(got, "VERSION ") {
+		t.Errorf("memcached: %q, %v", got, err)
+	}
+	var cache int
+	for _, p := range c.top() {
+		if strings.HasPrefix(p.args, "memcached ") {
+			cache = p.pid
+		}
+		if strings.HasPrefix(p.args, "cron -f") && p.uid != "0" {
+			t.Errorf("cron runs as uid %s, want root", p.uid)
+		}
+	}
+	if cache == 0 {
+		t.Fatalf("no memcached in docker top: %+v", c.top())
+	}
+	// The page's "docker exec web pkill memcached" (memcached exits 0 on
+	// SIGTERM); restart=always brings it back.
+	if out, err := c.exec("pkill", "memcached"); err != nil {
+		t.Errorf("docker exec pkill memcached: %v: %s", err, out)
+	}
+	c.waitLogs(long, `msg="sidecar exited; restarting" sidecar=cache`, 1)
+	waitFor(t, long, "memcached serving again", func() bool {
+		got, _ := c.exec("bash", "-c", memcached)
+		return strings.HasPrefix(got, "VERSION ")
+	})
+
+	c.stop()
+	if code := c.waitExited(stopped); code != 0 {
+		t.Errorf("exit code after docker stop: %d, want 0", code)
+	}
+	var order []string
+	for _, line := range strings.Split(c.logs(), "\n") {
+		switch {
+		case strings.Contains(line, `msg="main exited"`):
+			order = append(order, "main")
+		case strings.Contains(line, `msg="stopping sidecar" sidecar=cron`):
+			order = append(order, "cron")
+		case strings.Contains(line, `msg="stopping sidecar" sidecar=cache`):
+			order = append(order, "cache")
+		}
+	}
+	if strings.Join(order, " ") != "main cron cache" {
+		t.Errorf("stop order %v, want main cron cache", order)
+	}
+	docker(t, "start", c.name)
+	c.waitLogs(long, `msg="main in the foreground"`, 2)
+	c.waitHealth(healthy, "healthy")
+	c.stop()
+	if code := c.waitExited(stopped); code != 0 {
+		t.Errorf("exit code after the second docker stop: %d, want 0", code)
+	}
+}

@@ -382,14 +382,31 @@ func (c *container) stop(args ...string) time.Duration {
 	return time.Since(start)
 }
 
-// Tests that the engine's version is shown on the pages as the one they
-// were built with, so that a new engine on the machines is noticed.
-func TestDockerEngineVersionDocumented(t *testing.T) {
+// dockerRecipeTests are the pages of docs/recipes that a TestDocker test
+// builds and runs; a new page needs one.
+var dockerRecipeTests = map[string]string{
+	"postgresql.md":     "TestDockerRecipePostgreSQL, TestDockerComposePostgreSQL",
+	"redis.md":          "TestDockerRecipeRedis, TestDockerReadOnly",
+	"web-cache-cron.md": "TestDockerRecipeWebCacheCron",
+}
+
+// TestDockerPagesTested: every recipe page has a Docker test, and every
+// page with a Dockerfile says which engine version it was tested with (the
+// one here, so that a new engine on the machines is noticed) and no longer
+// that it was not built.
+func TestDockerPagesTested(t *testing.T) {
 	d := needDocker(t)
-	for _, page := range []string{"../README.md", "../docs/recipes/postgresql.md", "../docs/recipes/redis.md"} {
+	recipes, _ := filepath.Glob("../docs/recipes/*.md")
+	if len(recipes) == 0 {
+		t.Fatal("no pages in docs/recipes")
+	}
+	for _, page := range append([]string{"../README.md"}, recipes...) {
 		b, err := os.ReadFile(page)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if page != "../README.md" && dockerRecipeTests[filepath.Base(page)] == "" {
+			t.Errorf("%s has no Docker test (dockerRecipeTests)", page)
 		}
 		if want := "Docker Engine " + d.engine; !strings.Contains(string(b), want) {
 			t.Errorf("%s does not say it was tested with %q (docker version --format '{{.Server.Version}}')", page, want)

@@ -7,7 +7,8 @@
 #   e2e/setup.sh        for the tests: PostgreSQL (server, client, pgbench),
 #                       Redis (server, redis-cli), procps (ps), util-linux
 #                       (unshare, setpriv, nsenter), iproute2 (ip),
-#                       memcached, apache2 and cron (the sidecar tests)
+#                       memcached, apache2 and cron (the sidecar tests),
+#                       debootstrap (the Docker tier's base image)
 #   e2e/setup.sh demo   for the demo: PostgreSQL, procps, util-linux
 #
 # While it installs, and only when the machine has no policy-rc.d of its own,
@@ -41,11 +42,13 @@ if [ "$for_what" = test ]; then
   [ -x /usr/sbin/cron ] || need+=(cron)
 fi
 
-# The Docker tier (e2e/docker_*_test.go): debootstrap builds the base image
-# (e2e/docker/base.sh). The Docker engine and docker-compose themselves are
-# the machine's, started before the tests; this script does not install or
-# touch them.
-command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+if [ "$for_what" = test ]; then
+  # The Docker tier (e2e/docker_*_test.go): debootstrap builds the base
+  # image (e2e/docker/base.sh). The Docker engine and docker-compose are
+  # the machine's, started before the tests; this script does not install
+  # or touch them.
+  [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
