@@ -8,7 +8,8 @@
 #                       Redis (server, redis-cli), procps (ps), util-linux
 #                       (unshare, setpriv, nsenter), iproute2 (ip),
 #                       memcached, apache2 and cron (the sidecar tests),
-#                       systemd (systemd-notify, for the notify tests)
+#                       systemd (systemd-notify, for the notify tests),
+#                       debootstrap (the Docker tier's base image)
 #   e2e/setup.sh demo   for the demo: PostgreSQL, procps, util-linux
 #
 # While it installs, and only when the machine has no policy-rc.d of its own,
@@ -44,6 +45,14 @@ if [ "$for_what" = test ]; then
   # client a test's shell main runs, from Debian's systemd package. Nothing
   # is started (policy-rc.d below), and systemd does not become init.
   command -v systemd-notify >/dev/null || need+=(systemd)
+fi
+
+if [ "$for_what" = test ]; then
+  # The Docker tier (e2e/docker_*_test.go): debootstrap builds the base
+  # image (e2e/docker/base.sh). The Docker engine and docker-compose are
+  # the machine's, started before the tests; this script does not install
+  # or touch them.
+  [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
