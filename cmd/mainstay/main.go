@@ -103,9 +103,7 @@ func run(args []string, stderr io.Writer) int {
 	if err := cli.beforeMain(ctx, cancel, r, sc, sigs, tty, log, setPhase); err != nil {
 		setPhase(phaseStop)
 		code := exitCode(err, false, reaper.Exit{}, log)
-		deadline := time.Now().Add(cli.Grace)
-		sc.stop(deadline)
-		r.Sweep(deadline)
+		sc.stopAll(time.Now().Add(cli.Grace))
 		return code
 	}
 
@@ -123,9 +121,7 @@ func run(args []string, stderr io.Writer) int {
 	if nt != nil {
 		if err := nt.Listen(); err != nil {
 			log.Error("cannot start", "err", err)
-			deadline := time.Now().Add(cli.Grace)
-			sc.stop(deadline)
-			r.Sweep(deadline)
+			sc.stopAll(time.Now().Add(cli.Grace))
 			return 1
 		}
 		defer nt.Close()
@@ -134,9 +130,7 @@ func run(args []string, stderr io.Writer) int {
 	p, err := mainproc.Start(r, sigs, argv, opts, log)
 	if err != nil {
 		log.Error("cannot start main", "argv", argv, "err", err)
-		deadline := time.Now().Add(cli.Grace)
-		sc.stop(deadline)
-		r.Sweep(deadline)
+		sc.stopAll(time.Now().Add(cli.Grace))
 		return reaper.StartFailureCode(err)
 	}
 	log.Info("main started", "pid", p.PID(), "argv", argv)
@@ -173,7 +167,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if err != nil {
 		setPhase(phaseStop)
-		return failStartup(err, p, sc, r, cli, log)
+		return failStartup(err, p, sc, cli, log)
 	}
 	h := &publisher{rf: rf, sc: sc, log: log, path: cli.ReadyFile}
 	h.ready()
@@ -195,9 +189,7 @@ func run(args []string, stderr io.Writer) int {
 	reclaim(tty, log)
 	setPhase(phaseStop)
 	log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
-	deadline := stopDeadline(p, cli.Grace)
-	sc.stop(deadline)
-	r.Sweep(deadline)
+	sc.stopAll(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
 	if why != nil {
 		return why.result.Code // the essential sidecar's exit caused the stop
@@ -321,8 +313,20 @@ func (e *signalError) Error() string { return "stopped by " + mainproc.SignalNam
 // that ends makes it return its *sidecarError.
 func (c *CLI) beforeMain(ctx context.Context, cancel context.CancelCauseFunc, r *reaper.Reaper, sc *sidecars, sigs *mainproc.Signals, tty *os.File, log *slog.Logger, setPhase func(string)) error {
 	stop := sigs.Watch(func(sig syscall.Signal) { cancel(&signalError{sig}) }, log)
-	defer stop() // before main's signal loop takes the subscription over
+	err := c.runBeforeMain(ctx, r, sc, tty, log, setPhase)
+	// Once stop returns, main's signal loop may take the subscription
+	// over. A stop signal that arrived as the last step ended has
+	// cancelled ctx too late for that step to see it: it still aborts,
+	// instead of being lost with main started unasked.
+	stop()
+	if cause := context.Cause(ctx); cause != nil && err == nil {
+		return cause
+	}
+	return err
+}
 
+// runBeforeMain is beforeMain's work, in order, ended early when ctx is done.
+func (c *CLI) runBeforeMain(ctx context.Context, r *reaper.Reaper, sc *sidecars, tty *os.File, log *slog.Logger, setPhase func(string)) error {
 	if sc.any(false) {
 		setPhase(phaseSidecars)
 		if err := sc.start(ctx, false); err != nil {
@@ -336,7 +340,7 @@ func (c *CLI) beforeMain(ctx context.Context, cancel context.CancelCauseFunc, r 
 		}
 	}
 	if len(c.Before) == 0 {
-		return context.Cause(ctx)
+		return nil
 	}
 	setPhase(phaseBefore)
 	tasks := make([]helpers.Task, len(c.Before))
@@ -345,10 +349,7 @@ func (c *CLI) beforeMain(ctx context.Context, cancel context.CancelCauseFunc, r 
 	}
 	cfg := c.taskConfig(r, tty, log)
 	cfg.Kind = "before task"
-	if err := helpers.Run(ctx, tasks, cfg); err != nil {
-		return err
-	}
-	return context.Cause(ctx)
+	return helpers.Run(ctx, tasks, cfg)
 }
 
 // probeConfig says how to wait for --ready or --wait-for probes.
@@ -446,16 +447,14 @@ func exitCode(err error, started bool, main reaper.Exit, log *slog.Logger) int {
 
 // failStartup stops main after readiness or a helper failed, or main
 // exited, sweeps, and returns the exit code for err.
-func failStartup(err error, p *mainproc.Process, sc *sidecars, r *reaper.Reaper, cli *CLI, log *slog.Logger) int {
+func failStartup(err error, p *mainproc.Process, sc *sidecars, cli *CLI, log *slog.Logger) int {
 	if !errors.Is(err, errMainExited) && !errors.Is(err, errAborted) {
 		// Say why before main is signalled.
 		code := exitCode(err, true, reaper.Exit{}, log)
 		p.Stop("start-up failed")
 		exit := p.Wait()
 		log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
-		deadline := stopDeadline(p, cli.Grace)
-		sc.stop(deadline)
-		r.Sweep(deadline)
+		sc.stopAll(stopDeadline(p, cli.Grace))
 		p.FlushOutput(flushTimeout)
 		return code
 	}
@@ -470,9 +469,7 @@ func failStartup(err error, p *mainproc.Process, sc *sidecars, r *reaper.Reaper,
 		log.Error("main exited during start-up", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 	}
 	code := exitCode(err, true, exit, log)
-	deadline := stopDeadline(p, cli.Grace)
-	sc.stop(deadline)
-	r.Sweep(deadline)
+	sc.stopAll(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
 	return code
 }

@@ -363,6 +363,14 @@ func (s *sidecars) restarting() bool {
 	return false
 }
 
+// stopAll ends mainstay's children once main has exited (or never
+// started): the sidecars, then the sweep of whatever is left, all by the
+// stop's one deadline.
+func (s *sidecars) stopAll(deadline time.Time) {
+	s.stop(deadline)
+	s.r.Sweep(deadline)
+}
+
 // stop stops every sidecar, in the reverse of their start order, each with
 // its own stop signal, all within the stop's one deadline.
 func (s *sidecars) stop(deadline time.Time) {
