@@ -3,7 +3,8 @@
 # PostgreSQL as main, a migration and a seed as helpers, mainstay as root and
 # PID 1 of a fresh PID namespace (what "docker run" gives it), then "docker stop".
 #
-#   1. build the static binary; install PostgreSQL from Debian if missing
+#   1. build the release binary (e2e/release.sh, the README's one build
+#      command); install PostgreSQL from Debian if missing (e2e/setup.sh demo)
 #   2. initdb a throw-away data directory, write a migration and a seed
 #   3. mainstay --user postgres --ready tcp:PORT --ready "exec:pg_isready ..." \
 #        --helper "psql ... -f 001_schema.sql" --helper "psql ... -f 002_seed.sql" \
@@ -19,7 +20,7 @@ export PATH="$PATH:/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin"
 export HOME="${HOME:-/root}" # the go command keeps its caches there
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates a PID namespace and drops to user postgres)" >&2; exit 1; }
 
-bash e2e/setup.sh
+bash e2e/setup.sh demo
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 export PATH="$PGBIN:$PATH"
 
@@ -31,8 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building mainstay (static)"
-CGO_ENABLED=0 go build -o "$work/mainstay" ./cmd/mainstay
+echo "== building mainstay (e2e/release.sh: static, stripped)"
+bash e2e/release.sh "$work/mainstay"
 file "$work/mainstay" 2>/dev/null | sed 's/^/   /' || true
 
 # A free port on the loopback.

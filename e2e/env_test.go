@@ -123,3 +123,45 @@ func TestMainAsString(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvNotInherited: no MAINSTAY_* variable reaches main, a helper or an
+// exec probe, so a mainstay that main runs does not run the outer one's
+// helpers again; the rest of the environment does reach them.
+func TestEnvNotInherited(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		dir := t.TempDir()
+		dump := script(t, dir, "dump.sh", `env | grep '^MAINSTAY_' >> "$D/env.$1"
+echo "${KEEP_ME-unset}" > "$D/keep.$1"
+`)
+		helper := script(t, dir, "helper.sh", `echo ran >> "$D/helper.runs"`+"\n")
+		inner := script(t, dir, "inner.sh", `sh `+shQuote(dump)+` inner`+"\n")
+		env := []string{
+			"KEEP_ME=kept",
+			"MAINSTAY_HELPER=sh " + dump + " helper\nsh " + helper,
+			"MAINSTAY_READY=exec:sh " + dump + " probe",
+			"MAINSTAY_GRACE=5s",
+			"MAINSTAY_LOG_FORMAT=json",
+		}
+		// main dumps its environment, runs a mainstay of its own, then
+		// waits for the outer helper so that start-up is not cut short.
+		main := script(t, dir, "main.sh", `sh `+shQuote(dump)+` main
+`+shQuote(bin)+` -- sh `+shQuote(inner)+` || exit 9
+while [ ! -e "$D/helper.runs" ]; do sleep 0.05; done
+`)
+		r := startWith(t, m, dir, config{env: env}, "--", "sh", main)
+		if got := r.wait(long); got != 0 {
+			t.Errorf("exit code %d, want 0", got)
+		}
+		for _, who := range []string{"main", "helper", "probe", "inner"} {
+			if got := lines(filepath.Join(dir, "env."+who)); len(got) != 0 {
+				t.Errorf("%s got %q", who, got)
+			}
+			if got := lines(filepath.Join(dir, "keep."+who)); !slices.Equal(got, []string{"kept"}) {
+				t.Errorf("%s: KEEP_ME=%q, want kept", who, got)
+			}
+		}
+		if got := lines(filepath.Join(dir, "helper.runs")); len(got) != 1 {
+			t.Errorf("the helper ran %d times, want once (a mainstay run by main must not run it again)", len(got))
+		}
+	})
+}

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -150,26 +151,29 @@ func checkUsageLine(t *testing.T, stderr string, names []string, value string) {
 }
 
 // TestMainCannotStart: main not found → 127, not executable → 126, with
-// the path in the message.
+// the path in the message. What can be told from the file system is found
+// before anything starts, in one line naming the program; a file the
+// kernel cannot run fails when main starts.
 func TestMainCannotStart(t *testing.T) {
 	cases := []struct {
-		name string
-		argv func(dir string) []string
-		want int
+		name    string
+		argv    func(dir string) []string
+		want    int
+		atStart bool // found only when main starts: logged "cannot start main"
 	}{
-		{"not-found-path", func(dir string) []string { return []string{filepath.Join(dir, "missing", "server")} }, 127},
-		{"not-found-in-PATH", func(string) []string { return []string{"mainstay-e2e-no-such-program"} }, 127},
+		{"not-found-path", func(dir string) []string { return []string{filepath.Join(dir, "missing", "server")} }, 127, false},
+		{"not-found-in-PATH", func(string) []string { return []string{"mainstay-e2e-no-such-program"} }, 127, false},
 		{"no-exec-bit", func(dir string) []string {
 			p := filepath.Join(dir, "server")
 			writeFile(t, p, "#!/bin/sh\ntouch \""+dir+"/ran\"\n", 0o644)
 			return []string{p}
-		}, 126},
+		}, 126, false},
 		{"not-an-executable-format", func(dir string) []string {
 			p := filepath.Join(dir, "server")
 			writeFile(t, p, "\x00\x01\x02 not a program\n", 0o755)
 			return []string{p}
-		}, 126},
-		{"directory", func(dir string) []string { return []string{dir} }, 126},
+		}, 126, true},
+		{"directory", func(dir string) []string { return []string{dir} }, 126, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -180,15 +184,32 @@ func TestMainCannotStart(t *testing.T) {
 				if got := r.wait(long); got != c.want {
 					t.Errorf("exit code %d, want %d", got, c.want)
 				}
-				l := r.mustLog("cannot start main")
-				if !strings.Contains(l.str("err"), argv[0]) {
-					t.Errorf("log %v does not name %s in err", l, argv[0])
+				if c.atStart {
+					l := r.mustLog("cannot start main")
+					if !strings.Contains(l.str("err"), argv[0]) {
+						t.Errorf("log %v does not name %s in err", l, argv[0])
+					}
+				} else {
+					checkPreflightLine(t, r, "main command: "+argv[0])
 				}
 				if exists(filepath.Join(dir, "ran")) {
 					t.Error("main ran")
 				}
 			})
 		})
+	}
+}
+
+// checkPreflightLine checks that mainstay printed exactly one line, an
+// error starting with want, and started nothing (no log line).
+func checkPreflightLine(t *testing.T, r *run, want string) {
+	t.Helper()
+	out := r.stderr()
+	if !strings.HasPrefix(out, "mainstay: error: "+want) || strings.Count(out, "\n") != 1 {
+		t.Errorf("stderr %q, want one line starting %q", out, "mainstay: error: "+want)
+	}
+	if ls := r.logs(); len(ls) > 0 {
+		t.Errorf("something started: %v", ls)
 	}
 }
 
@@ -199,47 +220,53 @@ func writeFile(t *testing.T, path, content string, perm os.FileMode) {
 	}
 }
 
-// TestHelperCannotStart: helper not found → 127, not executable → 126;
-// main is stopped.
+// TestHelperCannotStart: a helper or exec probe not found → 127, not
+// executable → 126, before anything starts: main never runs.
 func TestHelperCannotStart(t *testing.T) {
 	cases := []struct {
 		name   string
+		flag   string
 		helper func(dir string) (cmd, path string)
 		want   int
 	}{
-		{"not-found-path", func(dir string) (string, string) {
+		{"not-found-path", "--helper", func(dir string) (string, string) {
 			p := filepath.Join(dir, "missing", "migrate")
 			return p + " up", p
 		}, 127},
-		{"not-found-in-PATH", func(string) (string, string) {
+		{"not-found-in-PATH", "--helper", func(string) (string, string) {
 			return "mainstay-e2e-no-such-migrate up", "mainstay-e2e-no-such-migrate"
 		}, 127},
-		{"no-exec-bit", func(dir string) (string, string) {
+		{"no-exec-bit", "--helper", func(dir string) (string, string) {
 			p := filepath.Join(dir, "migrate")
 			writeFile(t, p, "#!/bin/sh\ntouch \""+dir+"/ran\"\n", 0o644)
 			return p + " up", p
+		}, 126},
+		{"probe-not-found", "--ready", func(string) (string, string) {
+			return "exec:mainstay-e2e-no-such-isready -q", "mainstay-e2e-no-such-isready"
+		}, 127},
+		{"probe-no-exec-bit", "--ready", func(dir string) (string, string) {
+			p := filepath.Join(dir, "isready")
+			writeFile(t, p, "#!/bin/sh\ntouch \""+dir+"/ran\"\n", 0o644)
+			return "exec:" + p, p
 		}, 126},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			eachMode(t, func(t *testing.T, m mode) {
 				dir := t.TempDir()
-				helper, path := c.helper(dir)
+				value, path := c.helper(dir)
 				main := serverMain(t, dir, 0)
-				args := append([]string{"--log-format", "json", "--helper", helper}, mainReady(dir)...)
+				args := append([]string{"--log-format", "json", c.flag, value}, mainReady(dir)...)
 				r := start(t, m, dir, append(args, "--", "sh", main)...)
 				if got := r.wait(long); got != c.want {
 					t.Errorf("exit code %d, want %d", got, c.want)
 				}
+				checkPreflightLine(t, r, fmt.Sprintf("%s %q: ", c.flag, value))
 				if !strings.Contains(r.stderr(), path) {
 					t.Errorf("stderr does not name %s", path)
 				}
-				l := r.mustLog("helper failed; stopping main")
-				if l.str("helper") != helper || l.num("exit_code") != c.want {
-					t.Errorf("logged %v, want helper %q exit_code %d", l, helper, c.want)
-				}
-				if got := lines(filepath.Join(dir, "main.sigs")); !contains(got, "TERM") {
-					t.Errorf("main got signals %q, want TERM: it was not stopped", got)
+				if exists(filepath.Join(dir, "main.pid")) {
+					t.Error("main was started")
 				}
 				if exists(filepath.Join(dir, "ran")) {
 					t.Error("helper ran")

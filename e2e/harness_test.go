@@ -373,8 +373,14 @@ func (l logLine) String() string {
 // "logger":"mainstay". On a terminal a line may start with the echo of
 // what was typed ("^C"), so each record is read from its first "{".
 func (r *run) logs() []logLine {
+	return parseLogs(r.stderr())
+}
+
+// parseLogs reads mainstay's JSON log records out of output that may hold
+// other lines too (main's, a terminal's echo).
+func parseLogs(output string) []logLine {
 	var out []logLine
-	for _, line := range strings.Split(r.stderr(), "\n") {
+	for _, line := range strings.Split(output, "\n") {
 		i := strings.IndexByte(line, '{')
 		if i < 0 {
 			continue

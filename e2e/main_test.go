@@ -58,5 +58,7 @@ func testMain(m *testing.M) int {
 	if out, err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "true").CombinedOutput(); err != nil {
 		unshareErr = fmt.Errorf("unshare --pid --fork --mount-proc: %v: %s", err, out)
 	}
-	return m.Run()
+	code := m.Run()
+	dockerTeardown()
+	return code
 }

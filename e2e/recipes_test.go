@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // recipe is what a page of docs/recipes declares: the files shown under a
@@ -212,6 +214,79 @@ func TestRecipeRedis(t *testing.T) {
 	r.signal(syscall.SIGTERM)
 	if code := r.wait(long); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestRecipeWebCacheCron runs docs/recipes/web-cache-cron.md's ENTRYPOINT
+// and CMD as written against apache2, memcached and cron from Debian,
+// mainstay as PID 1 in its own PID, network and mount namespaces, with a
+// tmpfs over /run and /var/log/apache2 so that Apache's and cron's pid
+// files and logs stay out of the host's. Apache answers, memcached is
+// restarted after a kill, and SIGTERM stops main, then cron, then
+// memcached.
+func TestRecipeWebCacheCron(t *testing.T) {
+	rc := readRecipe(t, "web-cache-cron.md")
+	if _, ok := rc.files["crontab"]; !ok {
+		t.Fatal("the recipe shows no crontab")
+	}
+	root := t.TempDir()
+	paths := []string{"/run/mainstay/"}
+	args := append(rooted(root, rc.entrypoint[1:], paths...), rooted(root, rc.cmd, paths...)...)
+	env := rooted(root, rc.env, paths...)
+	readyFile := root + "/run/mainstay/ready"
+	if !contains(env, "MAINSTAY_READY_FILE="+readyFile) {
+		t.Fatalf("the recipe's ENV does not set MAINSTAY_READY_FILE=/run/mainstay/ready: %q", rc.env)
+	}
+	os.MkdirAll(root+"/run/mainstay", 0o755)
+	// As in the image: /run/lock there, Apache's logs to the container's output.
+	private := `mount -t tmpfs tmpfs /run && mkdir /run/lock && mount -t tmpfs tmpfs /var/log/apache2 &&
+ln -s /dev/stdout /var/log/apache2/access.log && ln -s /dev/stderr /var/log/apache2/error.log && exec "$@"`
+	dir := t.TempDir()
+	r := startWith(t, pid1, dir, config{ctty: -1, netns: true, env: append(env, "MAINSTAY_LOG_FORMAT=json"),
+		wrap: []string{"sh", "-c", private, "sh"}}, args...)
+	waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
+	inside := func(args ...string) (string, error) {
+		cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(r.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if state, err := inside(bin, "health"); state != "ready" || err != nil {
+		t.Errorf("mainstay health (HEALTHCHECK): %q, %v", state, err)
+	}
+	memcached := `exec 3<>/dev/tcp/127.0.0.1/11211; printf 'version\r\n' >&3; head -n 1 <&3`
+	if got, err := inside("bash", "-c", memcached); !strings.HasPrefix(got, "VERSION ") {
+		t.Errorf("memcached: %q, %v", got, err)
+	}
+	// Stop memcached (it exits 0): restart=always restarts it, and it serves again.
+	old := r.logsWith("sidecar started")
+	var cache procRef
+	for _, l := range old {
+		if l.str("sidecar") == "cache" {
+			cache = r.hostPID(l.num("pid"))
+		}
+	}
+	unix.Kill(cache.pid, unix.SIGTERM)
+	waitFor(t, long, "memcached restarted", func() bool { return len(r.logsWith("sidecar started")) > len(old) })
+	waitFor(t, long, "memcached serving again", func() bool {
+		got, _ := inside("bash", "-c", memcached)
+		return strings.HasPrefix(got, "VERSION ")
+	})
+	r.signal(syscall.SIGTERM) // docker stop
+	if code := r.wait(long); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	var order []string
+	for _, l := range r.logs() {
+		switch l.str("msg") {
+		case "main exited":
+			order = append(order, "main")
+		case "stopping sidecar":
+			order = append(order, l.str("sidecar"))
+		}
+	}
+	if strings.Join(order, " ") != "main cron cache" {
+		t.Errorf("stop order %v, want main cron cache", order)
 	}
 }
 

@@ -206,9 +206,9 @@ func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 	if cfg.TTY != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: int(cfg.TTY.Fd())}
 	} else if cfg.Prefix != "" {
-		prefix := expandPrefix(cfg.Prefix, name)
-		stdout := &prefixer{w: os.Stdout, prefix: prefix}
-		stderr := &prefixer{w: os.Stderr, prefix: prefix}
+		prefix := ExpandPrefix(cfg.Prefix, name)
+		stdout := NewPrefixer(os.Stdout, prefix)
+		stderr := NewPrefixer(os.Stderr, prefix)
 		defer stdout.Flush()
 		defer stderr.Flush()
 		cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -1,5 +1,6 @@
-// Package mainproc runs the main process: the server that owns the
-// container's lifetime. It lives in directory main/ because the design card
+// Package mainproc runs the long-running children: the main process, the
+// server that owns the container's lifetime, and the sidecars kept up
+// beside it. It lives in directory main/ because the design card
 // fixes that name, but Go cannot import a package named main, so it is
 // declared as mainproc and imported with an explicit name:
 //
@@ -12,8 +13,9 @@
 //     observer is given (a log: probe) do stdout and stderr go through pipes
 //     that mainstay copies, byte for byte, to its own.
 //   - The signals mainstay forwards are subscribed with [signal.Notify]
-//     before main starts, and handled by one goroutine, the only code that
-//     signals main. A Go PID 1 that does not subscribe to SIGTERM exits 2 on
+//     once, by [Subscribe], before any child starts; until main exists
+//     [Signals.Watch] handles them, then one goroutine of main's, the only
+//     code that signals main. A Go PID 1 that does not subscribe to SIGTERM exits 2 on
 //     "docker stop", and [signal.Ignore] would leak SIG_IGN into children,
 //     so nothing is ignored.
 //   - SIGCHLD (the reaper's), SIGURG (the Go runtime's preemption), SIGTTIN
@@ -43,4 +45,10 @@
 //     controlling terminal: [Process.Foreground] then gives main the
 //     terminal's foreground, with SIGTTOU blocked on a locked OS thread, and
 //     continues main if a job-control signal stopped it — exactly "fg %1".
+//   - A [Sidecar] is kept up by its own goroutine: each run is started
+//     through [reaper.Reaper.StartGroup] (its group dies with it, before its
+//     exit is reported), with stdin from /dev/null, and restarted by its
+//     policy after a backoff delay. A run never starts once [Sidecar.Stop]
+//     was called: the check and the start share the sidecar's mutex. A
+//     sidecar stopped on request never counts as failed.
 package mainproc

@@ -40,14 +40,15 @@ type Process struct {
 	log  *slog.Logger
 	sigs chan os.Signal
 
-	started   chan struct{} // closed by Foreground: start-up is over
-	startOnce sync.Once
-	stop      chan struct{} // closed by Stop
-	stopOnce  sync.Once
-	aborted   chan struct{} // closed when a signal aborted start-up
-	abortSig  syscall.Signal
-	stopping  chan struct{} // closed when main is first asked to stop
-	stuck     chan struct{} // closed when main outlived its SIGKILL by reaper.KillWait
+	started    chan struct{} // closed by Foreground: start-up is over
+	startOnce  sync.Once
+	stop       chan struct{} // closed by Stop
+	stopOnce   sync.Once
+	stopReason string        // set before stop is closed
+	aborted    chan struct{} // closed when a signal aborted start-up
+	abortSig   syscall.Signal
+	stopping   chan struct{} // closed when main is first asked to stop
+	stuck      chan struct{} // closed when main outlived its SIGKILL by reaper.KillWait
 
 	mu       sync.Mutex
 	deadline time.Time // end of the stop's budget, once asked to stop
@@ -143,10 +144,14 @@ func (p *Process) AbortSignal() syscall.Signal {
 // or by a forwarded SIGTERM, SIGINT or SIGQUIT.
 func (p *Process) Stopping() <-chan struct{} { return p.stopping }
 
-// Stop asks main to stop: it sends the stop signal, then SIGKILL when main
-// has not exited within the grace period. Stop does not block; use Wait.
-func (p *Process) Stop() {
-	p.stopOnce.Do(func() { close(p.stop) })
+// Stop asks main to stop, for reason (logged): it sends the stop signal,
+// then SIGKILL when main has not exited within the grace period. Only the
+// first call counts. Stop does not block; use Wait.
+func (p *Process) Stop(reason string) {
+	p.stopOnce.Do(func() {
+		p.stopReason = reason
+		close(p.stop)
+	})
 }
 
 // loop is the only code that signals main. It returns once main has
@@ -179,7 +184,7 @@ func (p *Process) loop() {
 		case <-stop:
 			stop = nil
 			if kill == nil { // not asked already: a second stop signal can mean "quit now"
-				askStop("start-up failed", p.opts.StopSignal)
+				askStop(p.stopReason, p.opts.StopSignal)
 				p.sendStop(p.opts.StopSignal)
 			}
 		case <-kill:

@@ -73,7 +73,7 @@ func startMain(t *testing.T, script string, opts Options) (*Process, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		p.Stop()
+		p.Stop("test")
 		p.Wait()
 	})
 	waitExists(t, filepath.Join(dir, "up"))
@@ -149,7 +149,7 @@ trap 'exit 0' TERM
 		t.Error("SIGHUP aborted start-up")
 	default:
 	}
-	p.Stop()
+	p.Stop("test")
 	if exit := p.Wait(); exit.Code() != 0 {
 		t.Errorf("main: %s", exit)
 	}
@@ -174,8 +174,8 @@ func TestGraceThenKill(t *testing.T) {
 func TestStop(t *testing.T) {
 	p, dir := startMain(t, `trap 'echo term > $D/stop; exit 0' TERM
 `+loop, Options{})
-	p.Stop()
-	p.Stop() // idempotent
+	p.Stop("test")
+	p.Stop("test") // idempotent
 	if exit := p.Wait(); exit.Code() != 0 {
 		t.Errorf("main: %s", exit)
 	}
@@ -201,7 +201,7 @@ while [ ! -e $D/childup ]; do sleep 0.01; done
 			if group {
 				waitFile(t, filepath.Join(dir, "child"))
 			}
-			p.Stop()
+			p.Stop("test")
 			p.Wait()
 			if _, err := os.Stat(filepath.Join(dir, "child")); !group && err == nil {
 				t.Error("child got the signal without Group")
@@ -291,7 +291,7 @@ while [ ! -e $D/done ]; do sleep 0.02; done
 exit 0`, Options{})
 	self(t, unix.SIGTERM)
 	<-p.Aborted()
-	p.Stop()
+	p.Stop("test")
 	waitFile(t, filepath.Join(dir, "terms"))
 	// Let anything still in flight arrive before main exits.
 	if err := os.WriteFile(filepath.Join(dir, "done"), nil, 0o644); err != nil {
@@ -353,7 +353,7 @@ func TestStopContinuesStoppedMain(t *testing.T) {
 			if how == "signal" {
 				self(t, unix.SIGTERM)
 			} else {
-				p.Stop()
+				p.Stop("test")
 			}
 			// With a minute of grace, only the handler can end main in time.
 			if exit := p.Wait(); exit.Code() != 0 {
@@ -394,7 +394,7 @@ func TestStopDeadline(t *testing.T) {
 		t.Errorf("deadline %v before any stop", d)
 	}
 	before := time.Now()
-	p.Stop()
+	p.Stop("test")
 	p.Wait()
 	d := p.StopDeadline()
 	if d.Before(before.Add(grace)) || d.After(time.Now().Add(grace)) {

@@ -1,13 +1,24 @@
 // Package readiness decides when main "can do its job": it parses probe
-// specs (tcp:, unix:, http://, https://, file:, log:, exec:) and waits until
-// every probe has passed.
+// specs (tcp:, unix:, http://, https://, file:, log:, exec:, notify) and
+// waits until every probe has passed.
 //
 // # Invariants
 //
-//   - Every probe is polled in its own goroutine with its own exponential
-//     backoff (github.com/cenkalti/backoff/v4, with jitter, capped), so a
-//     slow or hanging probe never delays another. A probe that has passed
-//     stays passed and is not polled again.
+//   - [Parse] refuses a spec that can never pass whatever main does (a host
+//     that is neither an IP address nor a valid name, an over-long socket
+//     path, a NUL byte); a name that does not resolve yet is accepted.
+//   - Every polled probe is polled in its own goroutine with its own
+//     exponential backoff (github.com/cenkalti/backoff/v4, with jitter,
+//     capped: Config.MaxInterval, or [DefaultMaxInterval] per kind when it
+//     is 0), so a slow or hanging probe never delays another. A probe that
+//     has passed stays passed and is not polled again.
+//   - A [Notify] probe is not polled: its goroutine waits for main's
+//     READY=1. Its socket is read from [Notify.Start] until [Notify.Close],
+//     beyond the wait (for STOPPING=1); only messages whose credentials
+//     show main's process tree or main's user are believed, and every
+//     descriptor that arrives with a message is closed at once.
+//   - The wait's deadline is a timer, not a context deadline, so that a
+//     notify probe's EXTEND_TIMEOUT_USEC can move it later (never earlier).
 //   - Each attempt is bounded by the attempt timeout; an exec probe that
 //     outlives it is killed with its whole process group.
 //   - Exec probes start through the [Runner] (the program's reaper), never
@@ -15,10 +26,12 @@
 //   - The last error of every probe is kept, because backoff drops it when
 //     the wait is cancelled; [NotReadyError] names each probe still failing
 //     with that error.
-//   - A probe that can never pass (its program does not exist) fails the
-//     wait at once instead of being retried.
-//   - Probes that can tell when to try again (file: through inotify, log:
-//     on the matching line) wake their next attempt early; polling goes on
-//     beside them as the fallback.
-//   - No goroutine or timer is left running once [Wait] returns.
+//   - A probe that can never pass (its program does not exist or cannot be
+//     executed) fails the wait at once instead of being retried. Any other
+//     start failure (EAGAIN, EMFILE, ENOMEM) is one failed attempt.
+//   - Probes that can tell when to try again (file: and unix: through
+//     inotify on their directory, log: on the matching line) wake their
+//     next attempt early; polling goes on beside them as the fallback.
+//   - No goroutine or timer of the wait is left running once [Wait]
+//     returns (a Notify's socket reader belongs to the Notify, not the wait).
 package readiness

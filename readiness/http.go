@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 )
 
 // HTTP passes when a GET of URL answers with a 2xx or 3xx status.
@@ -20,6 +21,8 @@ type HTTP struct {
 	// SkipVerify accepts any TLS certificate, such as the self-signed one
 	// of a server that is starting up.
 	SkipVerify bool
+
+	addr string // HOST:PORT to connect to
 }
 
 // parseHTTP reads the URL rawURL of the probe spec.
@@ -31,26 +34,53 @@ func parseHTTP(spec, rawURL string, skipVerify bool) (Probe, error) {
 	if u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("probe %q: want %s://HOST[:PORT]/PATH", spec, u.Scheme)
 	}
+	if err := checkHost(u.Hostname()); err != nil {
+		return nil, fmt.Errorf("probe %q: %v", spec, err)
+	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return nil, fmt.Errorf("probe %q: port %q is not a number from 1 to 65535", spec, p)
 		}
 	}
-	return HTTP{spec: spec, URL: u.String(), SkipVerify: skipVerify}, nil
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return HTTP{spec: spec, URL: u.String(), SkipVerify: skipVerify, addr: net.JoinHostPort(u.Hostname(), port)}, nil
 }
 
 func (p HTTP) String() string { return p.spec }
 
-// Check makes one GET request, without keep-alive.
+// Check makes one GET request, without keep-alive. It connects first,
+// and only builds an HTTP client once the connection is made: while main
+// is not listening yet, an attempt costs no more than a tcp: one.
 func (p HTTP) Check(ctx context.Context, _ Runner) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return err
+	}
+	// The transport's first dial takes this connection; whatever it does
+	// not take is closed when Check returns.
+	var once sync.Once
+	defer once.Do(func() { conn.Close() })
 	client := &http.Client{
 		Transport: &http.Transport{
 			Proxy:             nil,
 			DisableKeepAlives: true,
 			TLSClientConfig:   &tls.Config{InsecureSkipVerify: p.SkipVerify},
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var c net.Conn
+				once.Do(func() { c = conn })
+				if c == nil {
+					return d.DialContext(ctx, "tcp", p.addr)
+				}
+				return c, nil
+			},
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err != nil {
 		return err

@@ -71,6 +71,7 @@ func TestUnixCheck(t *testing.T) {
 		name, spec, wantErr string
 	}{
 		{"listening socket passes", "unix:" + sock, ""},
+		{"url form passes", "unix://" + sock, ""},
 		{"absent socket fails", "unix:" + filepath.Join(dir, "absent.sock"), "no such file or directory"},
 		{"not a socket fails", "unix:" + regular, "connection refused"},
 	}
@@ -167,6 +168,18 @@ func TestWaitWokenBeforeBackoffEnds(t *testing.T) {
 				if err := os.Rename(tmp, f); err != nil {
 					t.Error(err)
 				}
+			}
+		}},
+		{"unix socket bound", func(t *testing.T) (string, readiness.Probe, func()) {
+			sock := filepath.Join(t.TempDir(), "app.sock")
+			spec := "unix:" + sock
+			return spec, mustParse(t, spec), func() {
+				l, err := net.Listen("unix", sock)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				t.Cleanup(func() { l.Close() })
 			}
 		}},
 		{"log line written", func(t *testing.T) (string, readiness.Probe, func()) {

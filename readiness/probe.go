@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/reaper"
@@ -32,24 +34,40 @@ type Probe interface {
 }
 
 // kinds lists the probe kinds for error messages.
-const kinds = "tcp, file, exec, http, https, https+insecure, unix, log"
+const kinds = "tcp, file, exec, http, https, https+insecure, unix, log, notify"
 
-// Parse reads a probe spec: tcp:PORT, tcp:HOST:PORT, file:PATH,
-// exec:COMMAND, http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH,
+// Parse reads a probe spec: tcp:PORT, tcp:HOST:PORT (or tcp://HOST:PORT),
+// file:PATH, exec:COMMAND, http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH,
 // https+insecure://HOST[:PORT]/PATH (any certificate accepted), unix:PATH
-// or log:REGEX (Go RE2 syntax, matched against each line of main's output). COMMAND is split into words as a shell would split it
-// (quotes and backslashes), without running a shell.
+// (or unix:///PATH), log:REGEX (Go RE2 syntax, matched against each line of
+// main's output) or notify (main sends READY=1 to $NOTIFY_SOCKET). COMMAND
+// is split into words as a shell would split it (quotes and backslashes),
+// without running a shell.
+//
+// A spec that can never pass whatever main does is refused: a host that
+// is neither an IP address nor a syntactically valid host name, a socket
+// path too long for the kernel, a NUL byte in a path. A host name that
+// does not resolve is accepted: it may resolve later.
 func Parse(spec string) (Probe, error) {
+	if spec == "notify" {
+		return newNotify(), nil
+	}
 	kind, arg, ok := strings.Cut(spec, ":")
 	if !ok {
 		return nil, fmt.Errorf("probe %q: want KIND:ARGUMENT with KIND one of %s", spec, kinds)
 	}
 	switch kind {
 	case "tcp":
-		return parseTCP(spec, arg)
+		if rest, ok := strings.CutPrefix(arg, "//"); ok {
+			return parseTCP(spec, rest, true)
+		}
+		return parseTCP(spec, arg, false)
 	case "file":
 		if arg == "" {
 			return nil, fmt.Errorf("probe %q: file: needs a path", spec)
+		}
+		if strings.IndexByte(arg, 0) >= 0 {
+			return nil, fmt.Errorf("probe %q: the path contains a NUL byte", spec)
 		}
 		return File{spec: spec, Path: arg}, nil
 	case "exec":
@@ -65,10 +83,9 @@ func Parse(spec string) (Probe, error) {
 	case "log":
 		return parseLog(spec, arg)
 	case "unix":
-		if arg == "" {
-			return nil, fmt.Errorf("probe %q: unix: needs a socket path", spec)
-		}
-		return Unix{spec: spec, Path: arg}, nil
+		return parseUnix(spec, arg)
+	case "notify":
+		return nil, fmt.Errorf("probe %q: notify takes no argument; write it as notify", spec)
 	}
 	return nil, fmt.Errorf("probe %q: unknown kind %q (want one of %s)", spec, kind, kinds)
 }
@@ -93,21 +110,82 @@ func SplitCommand(s string) ([]string, error) {
 	return words, nil
 }
 
-func parseTCP(spec, arg string) (Probe, error) {
+// parseTCP reads tcp:PORT, tcp:HOST:PORT, or, with url set, the
+// tcp://HOST:PORT of dockerize and wait-for (the host is required there).
+func parseTCP(spec, arg string, url bool) (Probe, error) {
+	want := "want tcp:PORT or tcp:HOST:PORT"
+	if url {
+		want = "want tcp://HOST:PORT"
+		arg = strings.TrimSuffix(arg, "/")
+	}
 	host, port := "localhost", arg
-	if strings.Contains(arg, ":") {
+	if url || strings.Contains(arg, ":") {
 		var err error
 		if host, port, err = net.SplitHostPort(arg); err != nil {
-			return nil, fmt.Errorf("probe %q: want tcp:PORT or tcp:HOST:PORT", spec)
+			return nil, fmt.Errorf("probe %q: %s", spec, want)
 		}
 		if host == "" {
 			return nil, fmt.Errorf("probe %q: empty host", spec)
+		}
+		if err := checkHost(host); err != nil {
+			return nil, fmt.Errorf("probe %q: %v", spec, err)
 		}
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return nil, fmt.Errorf("probe %q: port %q is not a number from 1 to 65535", spec, port)
 	}
 	return TCP{spec: spec, Addr: net.JoinHostPort(host, port)}, nil
+}
+
+// checkHost accepts an IP address (IPv6 with a zone too) or a name that
+// Go's resolver would look up: letters, digits, '-', '_' and '.', in
+// labels of 1 to 63 bytes, 253 bytes at most. Go's resolver answers "no
+// such host" for any other name without asking anyone, so such a host can
+// never pass. Whether the name resolves is not checked: it may later.
+func checkHost(host string) error {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	bad := fmt.Errorf("host %q is neither an IP address nor a valid host name", host)
+	name := strings.TrimSuffix(host, ".")
+	if name == "" || len(name) > 253 {
+		return bad
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return bad
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return bad
+			}
+		}
+	}
+	return nil
+}
+
+// maxSocketPath is the longest path a Unix socket address holds
+// (sun_path is 108 bytes, the last one a NUL).
+const maxSocketPath = 107
+
+// parseUnix reads unix:PATH or the unix:///PATH of dockerize and wait-for.
+func parseUnix(spec, arg string) (Probe, error) {
+	path := arg
+	if rest, ok := strings.CutPrefix(arg, "//"); ok {
+		if !strings.HasPrefix(rest, "/") {
+			return nil, fmt.Errorf("probe %q: want unix:///ABSOLUTE/PATH or unix:PATH", spec)
+		}
+		path = rest
+	}
+	switch {
+	case path == "":
+		return nil, fmt.Errorf("probe %q: unix: needs a socket path", spec)
+	case strings.IndexByte(path, 0) >= 0:
+		return nil, fmt.Errorf("probe %q: the path contains a NUL byte", spec)
+	case len(path) > maxSocketPath:
+		return nil, fmt.Errorf("probe %q: socket path is %d bytes, longer than the %d a Unix socket address holds", spec, len(path), maxSocketPath)
+	}
+	return Unix{spec: spec, Path: path}, nil
 }
 
 // TCP passes when a TCP connection to Addr succeeds.
@@ -152,7 +230,9 @@ func (p Exec) String() string { return p.spec }
 
 // Check runs the command once, in its own process group, with stdin from
 // /dev/null; its output is kept only to explain a failure. A command that
-// cannot be found or executed fails permanently.
+// cannot be found or executed fails permanently; any other failure to
+// start it (no process, file descriptor or memory to spare) is a failed
+// attempt like a non-zero exit.
 func (p Exec) Check(ctx context.Context, r Runner) error {
 	cmd := exec.Command(p.Argv[0], p.Argv[1:]...)
 	if cmd.Err != nil {
@@ -164,10 +244,12 @@ func (p Exec) Check(ctx context.Context, r Runner) error {
 	cmd.WaitDelay = outputDelay
 	exit, err := r.Run(ctx, cmd)
 	if err != nil {
-		if errors.Is(err, reaper.ErrClosed) {
-			return err
+		if cannotExecute(err) {
+			return backoff.Permanent(err)
 		}
-		return backoff.Permanent(err)
+		// Out of processes, file descriptors or memory (EAGAIN, EMFILE,
+		// ENOMEM, ...), or the reaper closing: a later attempt may start.
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -179,4 +261,22 @@ func (p Exec) Check(ctx context.Context, r Runner) error {
 		return fmt.Errorf("%s: %s", exit, msg)
 	}
 	return errors.New(exit.String())
+}
+
+// cannotExecute reports whether a start error means the program can never
+// run: it does not exist, or exists but cannot be executed. These are the
+// errors for which a shell exits 127 or 126.
+func cannotExecute(err error) bool {
+	if errors.Is(err, exec.ErrNotFound) {
+		return true
+	}
+	for _, errno := range []syscall.Errno{
+		syscall.ENOENT, syscall.ENOTDIR, syscall.ELOOP, syscall.ENAMETOOLONG, // not found
+		syscall.EACCES, syscall.EPERM, syscall.ENOEXEC, syscall.EISDIR, syscall.ELIBBAD, syscall.E2BIG, // cannot execute
+	} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }

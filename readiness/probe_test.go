@@ -34,6 +34,7 @@ func TestTCPCheck(t *testing.T) {
 		wantErr string // "" when the probe must pass
 	}{
 		{"open port passes", "tcp:" + open, ""},
+		{"url form passes", "tcp://" + open, ""},
 		{"closed port fails", "tcp:" + closedPort(t), "connection refused"},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,8 @@ type Config struct {
 	Timeout time.Duration
 	// Interval is the first delay between two attempts of a probe, and
 	// MaxInterval its cap. Delays grow by Multiplier with RandomizationFactor
-	// jitter in between.
+	// jitter in between. A zero MaxInterval means each probe's
+	// [DefaultMaxInterval], and never less than Interval.
 	Interval, MaxInterval time.Duration
 	// AttemptTimeout bounds one attempt of one probe.
 	AttemptTimeout time.Duration
@@ -37,6 +38,27 @@ const (
 	Multiplier          = 2
 	RandomizationFactor = 0.2
 )
+
+// The default caps of the delay between two attempts (Config.MaxInterval
+// 0). An attempt of tcp:, unix: or http(s):// costs a connection to a
+// local socket, microseconds of work, so those kinds are polled often
+// enough for a median lag of about half of CheapMaxInterval; exec: forks
+// a process each time, and file: and log: are woken at their event, so
+// they keep the longer cap.
+const (
+	CheapMaxInterval = 15 * time.Millisecond
+	MaxInterval      = 100 * time.Millisecond
+)
+
+// DefaultMaxInterval is the cap of the delay between two attempts of p
+// when Config.MaxInterval is 0.
+func DefaultMaxInterval(p Probe) time.Duration {
+	switch p.(type) {
+	case TCP, Unix, HTTP:
+		return CheapMaxInterval
+	}
+	return MaxInterval
+}
 
 // NotReadyError reports the probes that had not passed when the wait timed out.
 type NotReadyError struct {
@@ -63,7 +85,9 @@ var errTimeout = errors.New("readiness timeout")
 // Wait polls every probe until all have passed, and returns nil then. It
 // returns a *NotReadyError when cfg.Timeout elapses first, context.Cause(ctx)
 // when ctx is done first, and the probe's error when a probe can never pass.
-// With no probes it returns nil at once.
+// With no probes it returns nil at once. A notify probe is not polled: it
+// waits for main's READY=1, and main's EXTEND_TIMEOUT_USEC=N moves the
+// end of the wait to at least N from then.
 func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	if len(probes) == 0 {
 		return nil
@@ -71,12 +95,26 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if cfg.Timeout > 0 {
-		var stop context.CancelFunc
-		ctx, stop = context.WithTimeoutCause(ctx, cfg.Timeout, errTimeout)
-		defer stop()
-	}
 	start := time.Now()
+	// The deadline is a timer rather than a context deadline, because a
+	// notify probe may move it.
+	var (
+		deadline time.Time
+		expired  <-chan time.Time
+		timer    *time.Timer
+	)
+	if cfg.Timeout > 0 {
+		deadline = start.Add(cfg.Timeout)
+		timer = time.NewTimer(cfg.Timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	var extended <-chan time.Time
+	for _, p := range probes {
+		if e, ok := p.(extender); ok && timer != nil {
+			extended = e.deadlines() // at most one notify probe
+		}
+	}
 	ws := make([]*waiter, len(probes))
 	errs := make(chan error, len(probes))
 	var wg sync.WaitGroup
@@ -90,13 +128,26 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	}
 	var first error
 	passed := 0
-	for range probes {
-		switch err := <-errs; {
-		case err == nil:
-			passed++
-		case first == nil:
-			first = err
-			cancel(err)
+	for left := len(probes); left > 0; {
+		select {
+		case err := <-errs:
+			left--
+			switch {
+			case err == nil:
+				passed++
+			case first == nil:
+				first = err
+				cancel(err)
+			}
+		case <-expired:
+			expired = nil
+			cancel(errTimeout)
+		case until := <-extended:
+			if expired != nil && until.After(deadline) {
+				deadline = until
+				timer.Reset(time.Until(until))
+				cfg.Log.Info("readiness deadline extended", "timeout", until.Sub(start).Round(time.Millisecond))
+			}
 		}
 	}
 	wg.Wait()
@@ -107,12 +158,12 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	case parent.Err() != nil:
 		return context.Cause(parent)
 	case errors.Is(context.Cause(ctx), errTimeout):
-		nr := &NotReadyError{After: cfg.Timeout}
+		nr := &NotReadyError{After: deadline.Sub(start)}
 		for _, w := range ws {
 			if !w.passed {
 				err := w.lastErr()
 				if err == nil {
-					err = fmt.Errorf("no attempt finished within %s (attempt timeout %s)", cfg.Timeout, cfg.AttemptTimeout)
+					err = fmt.Errorf("no attempt finished within %s (attempt timeout %s)", nr.After, cfg.AttemptTimeout)
 				}
 				nr.Failing = append(nr.Failing, Failure{w.probe, err})
 			}
@@ -121,6 +172,18 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	default:
 		return first
 	}
+}
+
+// awaiter is a probe that is not polled: await blocks until the probe
+// passes (nil) or ctx is done.
+type awaiter interface {
+	await(ctx context.Context) error
+}
+
+// extender is a probe that may move the end of the wait: deadlines
+// receives a moment the wait should not end before.
+type extender interface {
+	deadlines() <-chan time.Time
 }
 
 // waiter polls one probe.
@@ -141,11 +204,25 @@ func (w *waiter) run(ctx context.Context) error {
 		e := backoff.NewExponentialBackOff()
 		e.InitialInterval = w.cfg.Interval
 		e.MaxInterval = w.cfg.MaxInterval
+		if e.MaxInterval == 0 {
+			e.MaxInterval = max(DefaultMaxInterval(w.probe), w.cfg.Interval)
+		}
 		e.Multiplier = Multiplier
 		e.RandomizationFactor = RandomizationFactor
 		e.MaxElapsedTime = 0 // the wait's own timeout ends it, not backoff's 15-minute default
 		e.Reset()
 		b = e
+	}
+	if aw, ok := w.probe.(awaiter); ok {
+		w.mu.Lock()
+		w.last = w.probe.Check(ctx, w.cfg.Runner) // what a timeout reports
+		w.mu.Unlock()
+		if err := aw.await(ctx); err != nil {
+			return context.Cause(ctx)
+		}
+		w.passed = true
+		w.cfg.Log.Info("probe passed", "probe", w.probe.String(), "attempt", 1)
+		return nil
 	}
 	// A probe with wake-ups gets its own timer, stopped with ctx; the
 	// wait's deferred cancel ends it once the probe passed.

@@ -431,3 +431,47 @@ func TestWaitHangingExecProbe(t *testing.T) {
 	}
 	reapertest.WaitGone(t, pid, start)
 }
+
+// With MaxInterval 0 each probe gets its kind's cap: cheap connection
+// probes are polled at most CheapMaxInterval apart, exec: probes grow to
+// MaxInterval; an explicit MaxInterval applies to every kind.
+func TestWaitDefaultMaxInterval(t *testing.T) {
+	for _, tt := range []struct {
+		spec     string
+		want     time.Duration
+		explicit time.Duration
+	}{
+		{"tcp:" + closedPort(t), readiness.CheapMaxInterval, 0},
+		{"http://" + closedPort(t) + "/", readiness.CheapMaxInterval, 0},
+		{"unix:" + filepath.Join(t.TempDir(), "absent.sock"), readiness.CheapMaxInterval, 0},
+		{"exec:false", readiness.MaxInterval, 0},
+		{"tcp:" + closedPort(t), 60 * time.Millisecond, 60 * time.Millisecond},
+	} {
+		t.Run(tt.spec, func(t *testing.T) {
+			t.Parallel()
+			p := mustParse(t, tt.spec)
+			if tt.explicit == 0 && readiness.DefaultMaxInterval(p) != tt.want {
+				t.Fatalf("DefaultMaxInterval = %s, want %s", readiness.DefaultMaxInterval(p), tt.want)
+			}
+			log, logs := reapertest.NewLog()
+			// 10, 20, 40, 80 ms and on: long enough to reach either cap,
+			// even when exec attempts are slow on a busy machine.
+			err := readiness.Wait(context.Background(), []readiness.Probe{p}, readiness.Config{
+				Timeout: 1500 * time.Millisecond, Interval: 10 * time.Millisecond, MaxInterval: tt.explicit,
+				AttemptTimeout: time.Second, Runner: runner, Log: log,
+			})
+			var nr *readiness.NotReadyError
+			if !errors.As(err, &nr) {
+				t.Fatalf("Wait = %v, want a NotReadyError", err)
+			}
+			var longest time.Duration
+			for _, rec := range logs.Find(t, "probe failed") {
+				longest = max(longest, time.Duration(rec["delay"].(float64)))
+			}
+			jitter := time.Duration(float64(tt.want) * readiness.RandomizationFactor)
+			if longest > tt.want+jitter || longest < tt.want-jitter {
+				t.Errorf("longest delay %s, want %s ±%s", longest, tt.want, jitter)
+			}
+		})
+	}
+}

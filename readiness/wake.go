@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,12 +22,29 @@ type waker interface {
 // poll. Polling goes on regardless: it is the fallback where inotify sees
 // nothing (network filesystems, a directory that does not exist yet).
 func (p File) wake(ctx context.Context) <-chan struct{} {
+	return watchDir(ctx, filepath.Dir(p.Path))
+}
+
+// wake watches the socket's directory the same way: bind(2) creates the
+// socket file, and the server's listen(2) follows at once, so the attempt
+// this wakes almost always passes (the next poll catches the rare one that
+// comes in between). An abstract socket (@name) has no file: poll only.
+func (p Unix) wake(ctx context.Context) <-chan struct{} {
+	if strings.HasPrefix(p.Path, "@") {
+		return nil
+	}
+	return watchDir(ctx, filepath.Dir(p.Path))
+}
+
+// watchDir returns a channel that receives after each inotify event in
+// dir, or nil when dir cannot be watched.
+func watchDir(ctx context.Context, dir string) <-chan struct{} {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil
 	}
 	const events = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_MODIFY
-	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(p.Path), events); err != nil {
+	if _, err := unix.InotifyAddWatch(fd, dir, events); err != nil {
 		unix.Close(fd)
 		return nil
 	}

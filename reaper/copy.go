@@ -21,6 +21,8 @@ type copies struct {
 // same writer for both gets one pipe, as with os/exec.
 func redirect(cmd *exec.Cmd) (*copies, error) {
 	c := &copies{}
+	// Compared before the loop replaces cmd.Stdout by its pipe.
+	same := cmd.Stderr == cmd.Stdout
 	var shared *os.File
 	for i, w := range []*io.Writer{&cmd.Stdout, &cmd.Stderr} {
 		if *w == nil {
@@ -29,7 +31,7 @@ func redirect(cmd *exec.Cmd) (*copies, error) {
 		if _, ok := (*w).(*os.File); ok {
 			continue
 		}
-		if i == 1 && cmd.Stderr == cmd.Stdout && shared != nil {
+		if i == 1 && same && shared != nil {
 			*w = shared
 			continue
 		}

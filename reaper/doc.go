@@ -7,17 +7,22 @@
 //     until it returns 0 or ECHILD. Nothing else may call [exec.Cmd.Wait],
 //     [exec.Cmd.Run], [exec.Cmd.Output] or [exec.Cmd.CombinedOutput] to learn
 //     a status: a second waiter steals statuses (measured: half of them).
+//
 //   - The registry mutex is held across [exec.Cmd.Start] and the insert into
 //     the registry, and across each wait4 and its lookup. A child that exits
 //     at once is therefore never mistaken for an orphan, and a reaped PID
 //     cannot be reused by a new child between the reap and the lookup.
+//
 //   - A signal to a registered child is sent under the same mutex, and only
 //     while the child is unreaped, so it can never reach a recycled PID.
+//
 //   - Every child is started in its own process group (Setpgid), as a job is
 //     under "set -m"; its process-group ID equals its PID.
+//
 //   - When mainstay is not PID 1, the reaper makes it a child subreaper before
 //     the first child starts, so orphaned descendants are reparented to it and
 //     reaped here.
+//
 //   - Exit statuses map to exit codes in one place, [Exit.Code]: N for exit
 //     status N, 128+N for death by signal N. Failures to start map in
 //     [StartFailureCode]: 127 not found, 126 not executable.

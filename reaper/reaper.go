@@ -31,6 +31,7 @@ type Reaper struct {
 
 	mu     sync.Mutex
 	procs  map[int]*Proc // registered children that have not exited
+	groups map[int]*Proc // those of procs started by StartGroup
 	closed bool          // Sweep has begun
 }
 
@@ -47,6 +48,7 @@ func Start(log *slog.Logger) (*Reaper, error) {
 		pid1:   os.Getpid() == 1,
 		sigchl: make(chan os.Signal, 1), // SIGCHLDs coalesce; one pending wake-up is enough
 		procs:  make(map[int]*Proc),
+		groups: make(map[int]*Proc),
 	}
 	if !r.pid1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -92,7 +94,16 @@ type Proc struct {
 // cmd.Stdin must be nil or an *os.File. A cmd.Stdout or cmd.Stderr that is
 // not an *os.File is fed through a pipe that Start copies from itself, so
 // that [exec.Cmd.Wait] is never needed (see [Proc.Wait]).
-func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) {
+func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) { return r.start(cmd, false) }
+
+// StartGroup starts cmd as [Reaper.Start] does, and also makes its process
+// group die with it: when the child exits, whatever it left in its group
+// is sent SIGKILL before the exit is reaped and reported, while the
+// child's zombie still holds the group ID so it cannot have been reused.
+// Descendants that left the group (setsid, daemons) are out of its reach.
+func (r *Reaper) StartGroup(cmd *exec.Cmd) (*Proc, error) { return r.start(cmd, true) }
+
+func (r *Reaper) start(cmd *exec.Cmd, group bool) (*Proc, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -119,6 +130,9 @@ func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) {
 	out.started()
 	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), out: out}
 	r.procs[p.pid] = p
+	if group {
+		r.groups[p.pid] = p
+	}
 	return p, nil
 }
 
@@ -153,6 +167,7 @@ func (r *Reaper) drain() (childless bool) {
 	for {
 		var ws unix.WaitStatus
 		r.mu.Lock()
+		r.killGroups()
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WUNTRACED|unix.WCONTINUED, nil)
 		if err == unix.EINTR {
 			r.mu.Unlock()
@@ -174,6 +189,7 @@ func (r *Reaper) drain() (childless bool) {
 				p.stopped = false
 			default:
 				delete(r.procs, pid)
+				delete(r.groups, pid)
 				p.exited, p.stopped, p.status = true, false, ws
 				close(p.done)
 			}
@@ -181,6 +197,19 @@ func (r *Reaper) drain() (childless bool) {
 		r.mu.Unlock()
 		if p == nil && (ws.Exited() || ws.Signaled()) {
 			r.log.Debug("reaped orphan", "pid", pid, "exit_code", Exit{status: ws}.Code())
+		}
+	}
+}
+
+// killGroups sends SIGKILL to the process group of every StartGroup child
+// that has exited but is not reaped yet. The caller holds r.mu; peeking
+// with WNOWAIT leaves the zombie, and with it the group ID, in place.
+func (r *Reaper) killGroups() {
+	for pid := range r.groups {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if err == nil && info.Signo == int32(unix.SIGCHLD) {
+			_ = unix.Kill(-pid, unix.SIGKILL)
 		}
 	}
 }

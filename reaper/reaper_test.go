@@ -52,6 +52,9 @@ func runIsolated(t *testing.T, name string, pid1 bool) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), inSubprocess+"=1")
 	out, err := cmd.CombinedOutput()
+	if err == nil && bytes.Contains(out, []byte("--- SKIP: "+name)) {
+		t.Skipf("%s (pid1=%v) skipped:\n%s", name, pid1, out)
+	}
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+name)) {
 		t.Fatalf("%s (pid1=%v): %v\n%s", name, pid1, err, out)
 	}
@@ -185,20 +188,74 @@ func TestRunCancelKillsGroup(t *testing.T) {
 	waitFor(t, 5*time.Second, "grandchild to die", func() bool { return !alive(gc) })
 }
 
-// TestSignalAfterExit: signalling a reaped child is a no-op, never a signal
-// to whatever process has its PID now.
-func TestSignalAfterExit(t *testing.T) {
-	p, err := shared.Start(exec.Command("true"))
-	if err != nil {
-		t.Fatal(err)
+// TestSignalAfterPIDReuse: once a child has been reaped, its PID (and so
+// its process-group ID) may belong to a new process; Signal and SignalGroup
+// on the old Proc must not reach that process. As PID 1 of a fresh PID
+// namespace the test makes the kernel reuse the PID: it sets ns_last_pid to
+// the reaped PID - 1 and at once starts a sleeper, which then takes the
+// reaped PID unless another fork or a new runtime thread came first (then it
+// tries again).
+func TestSignalAfterPIDReuse(t *testing.T) {
+	if !isolated() {
+		runIsolated(t, "TestSignalAfterPIDReuse", true)
+		return
 	}
-	p.Wait()
-	if err := p.Signal(unix.SIGTERM); err != nil {
-		t.Errorf("Signal after exit: %v", err)
+	const tries = 20
+	for try := 1; try <= tries; try++ {
+		old, err := shared.Start(exec.Command("true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.Wait()
+		pid := old.PID()
+		// ns_last_pid is the last PID handed out in this namespace; the
+		// next fork gets the one after it.
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("cannot set ns_last_pid (kernel without checkpoint/restore?): %v", err)
+		}
+		sleeper, err := shared.Start(exec.Command("sleep", "100"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			sleeper.Signal(unix.SIGKILL) // also ends a stopped sleeper
+			sleeper.Wait()
+		})
+		if sleeper.PID() != pid {
+			t.Logf("try %d: the sleeper got PID %d, not the reaped %d", try, sleeper.PID(), pid)
+			continue
+		}
+
+		if err := old.Signal(unix.SIGTERM); err != nil {
+			t.Errorf("Signal after exit: %v", err)
+		}
+		if err := old.SignalGroup(unix.SIGKILL); err != nil {
+			t.Errorf("SignalGroup after exit: %v", err)
+		}
+		// Either signal, had it reached the sleeper (which has no handler),
+		// would have marked it as dying before kill(2) returned, and a
+		// dying process ignores SIGSTOP. So the sleeper now either stops,
+		// or dies because a signal meant for the old child reached it.
+		if err := sleeper.Signal(unix.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the sleeper to stop or die", func() bool {
+			select {
+			case <-sleeper.Done():
+				return true
+			default:
+				return sleeper.Stopped()
+			}
+		})
+		select {
+		case <-sleeper.Done():
+			t.Fatalf("the sleeper that took the reaped PID %d was killed: %s", pid, sleeper.Wait())
+		default:
+		}
+		t.Logf("try %d: the sleeper took the reaped PID %d and survived both signals", try, pid)
+		return
 	}
-	if err := p.SignalGroup(unix.SIGTERM); err != nil {
-		t.Errorf("SignalGroup after exit: %v", err)
-	}
+	t.Skipf("in %d tries, the sleeper never got the reaped PID", tries)
 }
 
 // TestStoppedState: WUNTRACED and WCONTINUED reports keep the child
@@ -386,5 +443,58 @@ func TestExitRealTimeSignal(t *testing.T) {
 	}
 	if exit.Code() != 168 || exit.String() != "killed by signal 40" {
 		t.Errorf("got %d %q, want 168 \"killed by signal 40\"", exit.Code(), exit)
+	}
+}
+
+// killPending reports whether pid has a SIGKILL pending (sent, not yet
+// acted on), from /proc/PID/status.
+func killPending(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "ShdPnd" || k == "SigPnd" {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && n&(1<<(unix.SIGKILL-1)) != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestStartGroupKillsGroup: when a StartGroup child exits, what it left in
+// its process group is dead by the time its exit is reported; with Start,
+// the same leftover lives on.
+func TestStartGroupKillsGroup(t *testing.T) {
+	for _, group := range []bool{true, false} {
+		t.Run(fmt.Sprint("group=", group), func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command("sh", "-c", `sleep 1000 & echo $! > "$0/left.tmp"; mv "$0/left.tmp" "$0/left"; exit 3`, dir)
+			start := shared.Start
+			if group {
+				start = shared.StartGroup
+			}
+			p, err := start(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code := p.Wait().Code(); code != 3 {
+				t.Errorf("exit code %d, want 3", code)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "left"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			t.Cleanup(func() { unix.Kill(pid, unix.SIGKILL) })
+			if group && alive(pid) && !killPending(pid) {
+				t.Error("the leftover of a StartGroup child is alive, with no SIGKILL pending, once its leader's exit is reported")
+			}
+			if !group && !alive(pid) {
+				t.Error("the leftover of a plain Start died with its leader")
+			}
+		})
 	}
 }

@@ -18,11 +18,13 @@ import (
 // repeatable flags take one value per line there, so commands keep their
 // commas, quotes and spaces.
 type CLI struct {
-	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT, unix:PATH, http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output) or exec:COMMAND. In MAINSTAY_READY, one probe per line."`
+	Ready               probeList     `placeholder:"SPEC" help:"Readiness probe; repeatable, all must pass: tcp:PORT, tcp:HOST:PORT (or tcp://HOST:PORT), unix:PATH (or unix:///PATH), http://HOST[:PORT]/PATH, https://... (https+insecure://... accepts any certificate), file:PATH, log:REGEX (a line of main's output), exec:COMMAND, or notify (main sends READY=1 to the $NOTIFY_SOCKET mainstay gives it, the systemd protocol). In MAINSTAY_READY, one probe per line."`
 	ReadyTimeout        time.Duration `default:"60s" help:"Give up when main is not ready after this long: main is stopped and mainstay exits 124; 0 waits forever (${default})."`
 	ReadyInterval       time.Duration `default:"10ms" help:"First delay between two attempts of a probe; it doubles, with jitter, up to --ready-max-interval (${default})."`
-	ReadyMaxInterval    time.Duration `default:"100ms" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies (${default})."`
+	ReadyMaxInterval    time.Duration `default:"0s" help:"Cap of the delay between two attempts of a probe, around which the ±20% jitter still applies, for every kind. 0 (the default) means per kind: ${cheap_max_interval} for tcp:, unix: and http(s)://, ${max_interval} for exec:, file: and log: (never below --ready-interval)."`
 	ReadyAttemptTimeout time.Duration `default:"5s" help:"Longest one attempt of a probe may take; an exec probe still running then is killed with its process group (${default})."`
+
+	Sidecar sidecarList `placeholder:"'[KEY=VALUE ... --] COMMAND'" help:"Long-running companion process, kept up beside main; repeatable. Options before --: name=NAME, ready=SPEC (repeatable), start=before|after (before: started in order before anything else, each ready before the next; after: once the helpers are done), restart=no|on-failure|always (on-failure), retries=N (5; restarts in a row before giving up), essential=true|false (true: when it ends for good, everything stops with its code), stop-signal=SIG (TERM), user=USER[:GROUP] (--user's). In MAINSTAY_SIDECAR, one per line."`
 
 	WaitFor        waitForList    `placeholder:"SPEC" help:"Dependency probe that must pass before any --before task or main starts (a database in another container); repeatable, all must pass. The kinds of --ready but log: (which needs main). A host name that does not resolve yet counts as a failed attempt. In MAINSTAY_WAIT_FOR, one probe per line."`
 	WaitForTimeout *time.Duration `placeholder:"DUR" help:"Give up when the --wait-for probes have not all passed after this long: nothing is started and mainstay exits 124; 0 waits forever (default: the --ready-timeout in effect)."`
@@ -38,8 +40,8 @@ type CLI struct {
 	HelperPrefix string `default:"[{helper}] " placeholder:"TEMPLATE" help:"Written before each line a helper prints, so logs show who said what; {helper} is the helper's program name (with #N when several share it). Empty: no prefix. Never applied on a terminal, where helpers keep it as their output (${default})."`
 
 	HelpersDir string `placeholder:"DIR" help:"Also run every executable file in DIR, in lexical order, after the --helper commands (/docker-entrypoint.d style); other files are skipped with a warning."`
-	OnceMarker string `placeholder:"PATH" help:"Skip the helpers when PATH exists; create PATH once every helper succeeded (first-boot initialisation that a failed boot retries)."`
-	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'."`
+	OnceMarker string `placeholder:"PATH" help:"Skip the helpers when PATH is a regular file at start (a symlink or directory there is refused); create PATH once every helper succeeded (first-boot initialisation that a failed boot retries)."`
+	ReadyFile  string `placeholder:"PATH" help:"Create PATH once main is ready and every helper succeeded; remove it when mainstay starts to stop. Read by 'mainstay health'. Anything at PATH or PATH.state that mainstay did not write is refused at start."`
 
 	StopSignal  signalFlag    `default:"TERM" placeholder:"SIG" help:"Signal that asks main to stop; it replaces SIGTERM when forwarding (TERM, SIGINT, 2, ...) (${default})."`
 	Grace       time.Duration `default:"8s" help:"Budget of the whole stop, counted from the stop signal (or main's exit): main, then whatever is left, must exit within it or get SIGKILL, and mainstay waits at most 1s more. Keep it under docker stop's timeout (10s) (${default})."`
@@ -90,37 +92,23 @@ func parse(args []string, version string) (*CLI, error) {
 		kong.Name("mainstay"),
 		kong.Description(description),
 		kong.DefaultEnvars(envPrefix),
-		kong.Vars{"version": version},
+		kong.Vars{
+			"version":            version,
+			"cheap_max_interval": readiness.CheapMaxInterval.String(),
+			"max_interval":       readiness.MaxInterval.String(),
+		},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
 	if _, err := parser.Parse(args); err != nil {
-		return nil, err
+		return nil, usageError(parser, err, cli.source)
 	}
 	if err := checkEnvironment(parser, os.Environ()); err != nil {
 		return nil, err
 	}
 	return &cli, nil
-}
-
-// checkEnvironment refuses a MAINSTAY_* variable that no flag reads: a
-// misspelt MAINSTAY_READY_TIMOUT would otherwise be ignored in silence.
-func checkEnvironment(parser *kong.Kong, environ []string) error {
-	known := map[string]bool{}
-	for _, f := range parser.Model.Flags {
-		for _, e := range f.Envs {
-			known[e] = true
-		}
-	}
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
-			return fmt.Errorf("unknown environment variable %s: mainstay reads only the MAINSTAY_* variables that --help lists", name)
-		}
-	}
-	return nil
 }
 
 // Validate checks what kong's types cannot; kong calls it after parsing.
@@ -141,6 +129,7 @@ func (c *CLI) Validate() error {
 		v    time.Duration
 	}{
 		{"--ready-timeout", c.ReadyTimeout}, {"--helper-timeout", c.HelperTimeout}, {"--grace", c.Grace},
+		{"--ready-max-interval", c.ReadyMaxInterval},
 		{"--wait-for-timeout", c.waitForTimeout()},
 	} {
 		if d.v < 0 {
@@ -151,7 +140,7 @@ func (c *CLI) Validate() error {
 		flag string
 		v    time.Duration
 	}{
-		{"--ready-interval", c.ReadyInterval}, {"--ready-max-interval", c.ReadyMaxInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
+		{"--ready-interval", c.ReadyInterval}, {"--ready-attempt-timeout", c.ReadyAttemptTimeout},
 		{"--restart-delay", c.RestartDelay}, {"--restart-max-delay", c.RestartMaxDelay},
 	} {
 		if d.v <= 0 {
@@ -164,11 +153,17 @@ func (c *CLI) Validate() error {
 		if d.dir == "" {
 			continue
 		}
-		if fi, err := os.Stat(d.dir); err != nil || !fi.IsDir() {
-			return fmt.Errorf("%s: %s is not a directory", c.source(d.flag), d.dir)
+		if p := dirProblem(d.dir); p != "" {
+			return fmt.Errorf("%s: directory %s", c.source(d.flag), p)
 		}
 	}
 	if err := c.User.checkCanSwitch(); err != nil {
+		return err
+	}
+	if err := c.Sidecar.name(); err != nil {
+		return err
+	}
+	if err := c.Sidecar.checkCanSwitch(); err != nil {
 		return err
 	}
 	if c.HelperRetries < 0 {
@@ -177,7 +172,7 @@ func (c *CLI) Validate() error {
 	if c.RestartDelay > c.RestartMaxDelay {
 		return fmt.Errorf("%s %s is longer than %s %s", c.source("--restart-delay"), c.RestartDelay, c.source("--restart-max-delay"), c.RestartMaxDelay)
 	}
-	if c.ReadyInterval > c.ReadyMaxInterval {
+	if c.ReadyMaxInterval > 0 && c.ReadyInterval > c.ReadyMaxInterval {
 		return fmt.Errorf("%s %s is longer than %s %s", c.source("--ready-interval"), c.ReadyInterval, c.source("--ready-max-interval"), c.ReadyMaxInterval)
 	}
 	return nil
@@ -234,6 +229,9 @@ type probeList []readiness.Probe
 func (l *probeList) Decode(ctx *kong.DecodeContext) error {
 	return decodeLines(ctx, "spec", func(s string) error {
 		pr, err := readiness.Parse(s)
+		if err == nil && readiness.NotifyOf(*l) != nil && readiness.NotifyOf([]readiness.Probe{pr}) != nil {
+			return fmt.Errorf("probe %q: given more than once; main has one $%s", s, readiness.NotifyEnv)
+		}
 		if err == nil {
 			*l = append(*l, pr)
 		}

@@ -53,7 +53,7 @@ func TestRunBadInput(t *testing.T) {
 		{name: "negative ready-timeout", args: []string{"--ready-timeout=-2m", argvMain}, want: []string{"--ready-timeout", "-2m"}},
 		{name: "negative helper-timeout", args: []string{"--helper-timeout=-5s", argvMain}, want: []string{"--helper-timeout", "-5s"}},
 		{name: "zero ready-interval", args: []string{"--ready-interval=0", argvMain}, want: []string{"--ready-interval", "0s"}},
-		{name: "zero ready-max-interval", args: []string{"--ready-max-interval=0s", argvMain}, want: []string{"--ready-max-interval", "0s"}},
+		{name: "negative ready-max-interval", args: []string{"--ready-max-interval=-1ms", argvMain}, want: []string{"--ready-max-interval", "-1ms"}},
 		{name: "zero ready-attempt-timeout", args: []string{"--ready-attempt-timeout=0", argvMain}, want: []string{"--ready-attempt-timeout", "0s"}},
 		{
 			name: "interval longer than max interval", args: []string{"--ready-interval=1s", "--ready-max-interval=500ms", argvMain},
@@ -63,7 +63,7 @@ func TestRunBadInput(t *testing.T) {
 			name: "max interval below the default interval", args: []string{"--ready-max-interval=5ms", argvMain},
 			want: []string{"--ready-interval", "10ms", "--ready-max-interval", "5ms"},
 		},
-		{name: "flag without its value", args: []string{flagMain, "--grace"}, want: []string{"--grace"}},
+		{name: "flag without its value", args: []string{flagMain, "--grace"}, want: []string{"--grace: no value given"}},
 		{name: "unknown signal name", args: []string{"--stop-signal", "FOO", argvMain}, want: []string{"--stop-signal", `"FOO"`}},
 		{name: "unknown signal with SIG prefix", args: []string{"--stop-signal=SIGFOO", argvMain}, want: []string{"--stop-signal", `"SIGFOO"`}},
 		{name: "signal 0", args: []string{"--stop-signal", "0", argvMain}, want: []string{"--stop-signal", "0"}},
@@ -82,6 +82,12 @@ func TestRunBadInput(t *testing.T) {
 		{name: "probe http without host", args: []string{"--ready", "http://:8080/", argvMain}, want: []string{"--ready", `"http://:8080/"`}},
 		{name: "probe unix without path", args: []string{"--ready", "unix:", argvMain}, want: []string{"--ready", `"unix:"`}},
 		{name: "probe log bad regex", args: []string{"--ready", "log:(ready", argvMain}, want: []string{"--ready", `"log:(ready"`}},
+		{name: "probe notify with an argument", args: []string{"--ready", "notify:x", argvMain}, want: []string{"--ready", `"notify:x"`, "no argument"}},
+		{name: "probe notify twice", args: []string{"--ready", "notify", "--ready", "notify", argvMain}, want: []string{"--ready", `"notify"`, "more than once"}},
+		{name: "probe tcp url without host", args: []string{"--ready", "tcp://6379", argvMain}, want: []string{"--ready", `"tcp://6379"`}},
+		{name: "probe tcp host with a slash", args: []string{"--ready", "tcp:a/b:80", argvMain}, want: []string{"--ready", `"tcp:a/b:80"`}},
+		{name: "probe unix url relative", args: []string{"--ready", "unix://x.sock", argvMain}, want: []string{"--ready", `"unix://x.sock"`}},
+		{name: "probe http bad host", args: []string{"--ready", "http://a!b/", argvMain}, want: []string{"--ready", `"http://a!b/"`}},
 		{name: "bad probe after a good one", args: []string{"--ready", "tcp:5432", "--ready=tcp:abc", argvMain}, want: []string{"--ready", `"tcp:abc"`}},
 		{name: "main unbalanced quotes", args: []string{"--main", "sh -c 'touch x"}, want: []string{"--main", `"sh -c 'touch x"`, "unbalanced"}},
 		{name: "main shell operator", args: []string{"--main", "touch x && touch y"}, want: []string{"--main", `"touch x && touch y"`, "shell operator"}},
@@ -95,9 +101,10 @@ func TestRunBadInput(t *testing.T) {
 		{name: "bad on-helper-failure", args: []string{"--on-helper-failure=maybe", argvMain}, want: []string{"--on-helper-failure", `"maybe"`}},
 		{name: "bad log-format", args: []string{"--log-format=xml", argvMain}, want: []string{"--log-format", `"xml"`}},
 		{name: "bad log-level", args: []string{"--log-level", "verbose", argvMain}, want: []string{"--log-level", `"verbose"`}},
-		{name: "helpers-dir absent", args: []string{"--helpers-dir=/mainstay-no-such-dir", argvMain}, want: []string{"--helpers-dir", "/mainstay-no-such-dir"}},
-		{name: "ready-file in an absent directory", args: []string{"--ready-file", "/mainstay-no-such-dir/ready", argvMain}, want: []string{"--ready-file", "/mainstay-no-such-dir"}},
-		{name: "once-marker in an absent directory", args: []string{"--once-marker", "/mainstay-no-such-dir/done", argvMain}, want: []string{"--once-marker", "/mainstay-no-such-dir"}},
+		{name: "helpers-dir absent", args: []string{"--helpers-dir=/mainstay-no-such-dir", argvMain}, want: []string{"--helpers-dir", "/mainstay-no-such-dir does not exist"}},
+		{name: "ready-file in an absent directory", args: []string{"--ready-file", "/mainstay-no-such-dir/ready", argvMain}, want: []string{"--ready-file", "/mainstay-no-such-dir does not exist"}},
+		{name: "ready-file in a file", args: []string{"--ready-file", "/etc/passwd/ready", argvMain}, want: []string{"--ready-file", "/etc/passwd is not a directory"}},
+		{name: "once-marker in an absent directory", args: []string{"--once-marker", "/mainstay-no-such-dir/done", argvMain}, want: []string{"--once-marker", "/mainstay-no-such-dir does not exist"}},
 		{name: "unknown user", args: []string{"--user", "mainstay-no-such-user", argvMain}, want: []string{"--user", "mainstay-no-such-user"}},
 		{name: "user with empty group", args: []string{"--user=root:", argvMain}, want: []string{"--user", `"root:"`}},
 		{name: "unknown group", args: []string{"--user=root:mainstay-no-such-group", argvMain}, want: []string{"--user", "mainstay-no-such-group"}},
@@ -116,38 +123,49 @@ func TestRunBadInput(t *testing.T) {
 		{name: "env zero interval", env: map[string]string{"MAINSTAY_READY_INTERVAL": "0"}, args: []string{argvMain}, want: []string{"MAINSTAY_READY_INTERVAL|--ready-interval", "0s"}},
 		{name: "env on-helper-failure", env: map[string]string{"MAINSTAY_ON_HELPER_FAILURE": "maybe"}, args: []string{argvMain}, want: []string{"MAINSTAY_ON_HELPER_FAILURE|--on-helper-failure", `"maybe"`}},
 		{name: "env misspelt variable", env: map[string]string{"MAINSTAY_READY_TIMOUT": "5s"}, args: []string{argvMain}, want: []string{"MAINSTAY_READY_TIMOUT"}},
+		{name: "env misspelt variable suggested", env: map[string]string{"MAINSTAY_READY_TIMOUT": "5s"}, args: []string{argvMain}, want: []string{"unknown environment variable MAINSTAY_READY_TIMOUT", "did you mean MAINSTAY_READY_TIMEOUT?"}},
+		{name: "env misspelt prefix", env: map[string]string{"MAINSTAY_HELPERS": "true"}, args: []string{argvMain}, want: []string{"MAINSTAY_HELPERS", "did you mean MAINSTAY_HELPER?"}},
+		{name: "env log-level", env: map[string]string{"MAINSTAY_LOG_LEVEL": "loud"}, args: []string{argvMain}, want: []string{"MAINSTAY_LOG_LEVEL", `"loud"`}},
+		{name: "env once-marker absent dir", env: map[string]string{"MAINSTAY_ONCE_MARKER": "/mainstay-no-such-dir/done"}, args: []string{argvMain}, want: []string{"MAINSTAY_ONCE_MARKER", "/mainstay-no-such-dir does not exist"}},
 		{name: "env helpers-dir absent", env: map[string]string{"MAINSTAY_HELPERS_DIR": "/mainstay-no-such-dir"}, args: []string{argvMain}, want: []string{"MAINSTAY_HELPERS_DIR|--helpers-dir", "/mainstay-no-such-dir"}},
 		{name: "env log-format", env: map[string]string{"MAINSTAY_LOG_FORMAT": "xml"}, args: []string{argvMain}, want: []string{"MAINSTAY_LOG_FORMAT|--log-format", `"xml"`}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			marker := filepath.Join(t.TempDir(), "MARKER")
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			args := expand(tt.args, marker)
-			// run starts the process-wide reaper and main once parsing
-			// succeeds; never let it do that in this process.
-			if _, err := parse(args, "test"); err == nil {
-				t.Fatalf("parse(%q) accepted bad input", args)
-			}
-			var stderr bytes.Buffer
-			if code := run(args, &stderr); code != 2 {
-				t.Errorf("run = %d, want 2", code)
-			}
-			out := stderr.String()
-			if !strings.HasPrefix(out, "mainstay: error: ") || !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
-				t.Fatalf("stderr = %q, want exactly one line starting %q", out, "mainstay: error: ")
-			}
-			for _, w := range tt.want {
-				if !containsAny(out, strings.Split(w, "|")) {
-					t.Errorf("stderr = %q, want it to name %s", out, strings.ReplaceAll(w, "|", " or "))
-				}
-			}
-			if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("main was started on bad input: %s exists (stat: %v)", marker, err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkBadInput(t, tt.args, tt.env, tt.want) })
+	}
+}
+
+// checkBadInput runs mainstay in-process with bad args (argvMain and
+// flagMain expanded) and env, and checks that it exits 2 with exactly one
+// line naming every fragment of want ("a|b": a or b), having started
+// nothing.
+func checkBadInput(t *testing.T, args []string, env map[string]string, want []string) {
+	t.Helper()
+	marker := filepath.Join(t.TempDir(), "MARKER")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	args = expand(args, marker)
+	// run starts the process-wide reaper and main once parsing
+	// succeeds; never let it do that in this process.
+	if _, err := parse(args, "test"); err == nil {
+		t.Fatalf("parse(%q) accepted bad input", args)
+	}
+	var stderr bytes.Buffer
+	if code := run(args, &stderr); code != 2 {
+		t.Errorf("run = %d, want 2", code)
+	}
+	out := stderr.String()
+	if !strings.HasPrefix(out, "mainstay: error: ") || !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("stderr = %q, want exactly one line starting %q", out, "mainstay: error: ")
+	}
+	for _, w := range want {
+		if !containsAny(out, strings.Split(w, "|")) {
+			t.Errorf("stderr = %q, want it to name %s", out, strings.ReplaceAll(w, "|", " or "))
+		}
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("main was started on bad input: %s exists (stat: %v)", marker, err)
 	}
 }
 
@@ -193,7 +211,7 @@ func TestParseDefaults(t *testing.T) {
 	got := []any{cli.ReadyTimeout, cli.ReadyInterval, cli.ReadyMaxInterval, cli.ReadyAttemptTimeout,
 		cli.HelperTimeout, cli.OnHelperFailure, cli.HelperPrefix, syscall.Signal(cli.StopSignal), cli.Grace, cli.SignalGroup,
 		cli.LogFormat, cli.LogLevel, len(cli.Ready), len(cli.Helper)}
-	want := []any{60 * time.Second, 10 * time.Millisecond, 100 * time.Millisecond, 5 * time.Second,
+	want := []any{60 * time.Second, 10 * time.Millisecond, time.Duration(0), 5 * time.Second, // max interval 0: per kind
 		time.Duration(0), "stop", "[{helper}] ", syscall.SIGTERM, 8 * time.Second, false,
 		"text", "info", 0, 0}
 	if !reflect.DeepEqual(got, want) {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,5 +38,48 @@ func TestListLinesTrimmed(t *testing.T) {
 	}
 	if len(cli.Ready) != 2 || cli.Ready[0].String() != "file:/" || cli.Ready[1].String() != "tcp:5432" {
 		t.Errorf("probes %v", cli.Ready)
+	}
+}
+
+// TestNearestVariable: a misspelt MAINSTAY_ name gets the nearest known
+// one, and a name that is nothing like any gets none.
+func TestNearestVariable(t *testing.T) {
+	known := []string{"MAINSTAY_READY", "MAINSTAY_READY_TIMEOUT", "MAINSTAY_GRACE", "MAINSTAY_HELPER", "MAINSTAY_LOG_LEVEL"}
+	for name, want := range map[string]string{
+		"MAINSTAY_READY_TIMOUT": "MAINSTAY_READY_TIMEOUT",
+		"MAINSTAY_GRCAE":        "MAINSTAY_GRACE",
+		"MAINSTAY_HELPERS":      "MAINSTAY_HELPER",
+		"MAINSTAY_LOGLEVEL":     "MAINSTAY_LOG_LEVEL",
+		"MAINSTAY_READ":         "MAINSTAY_READY",
+		"MAINSTAY_FOO":          "",
+		"MAINSTAY_X":            "",
+		"MAINSTAY_":             "",
+	} {
+		if got := nearest(name, known); got != want {
+			t.Errorf("nearest(%s) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestChildEnvironment: the one environment of main, helpers and exec
+// probes has no MAINSTAY_* variable, and keeps every other one.
+func TestChildEnvironment(t *testing.T) {
+	t.Setenv("MAINSTAY_GRACE", "3s")
+	t.Setenv("MAINSTAY_HELPER", "echo hi")
+	t.Setenv("MAINSTAYX", "kept")
+	t.Setenv("NOT_MAINSTAY_GRACE", "kept")
+	for _, args := range [][]string{{"--", "true"}, {"--user", "nobody", "--", "true"}} {
+		cli := mustParse(t, args...)
+		env := cli.User.environ()
+		for _, kv := range env {
+			if strings.HasPrefix(kv, "MAINSTAY_") {
+				t.Errorf("%q: child gets %s", args, kv)
+			}
+		}
+		for _, want := range []string{"MAINSTAYX=kept", "NOT_MAINSTAY_GRACE=kept"} {
+			if !slices.Contains(env, want) {
+				t.Errorf("%q: child lacks %s", args, want)
+			}
+		}
 	}
 }

@@ -35,6 +35,9 @@ func health(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	_, err = parser.Parse(args)
+	if err != nil {
+		err = usageError(parser, err, func(flag string) string { return flag })
+	}
 	if exited >= 0 { // --help printed; kong went on to complain of the missing flag
 		return exited
 	}

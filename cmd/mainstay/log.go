@@ -10,6 +10,7 @@ import (
 // Phases of mainstay's life, carried by every log line as "phase".
 const (
 	phaseStart     = "start"     // parsing, starting main
+	phaseSidecars  = "sidecars"  // starting the sidecars with start=before
 	phaseWaitFor   = "wait-for"  // waiting for the --wait-for dependencies
 	phaseBefore    = "before"    // running the --before tasks
 	phaseReadiness = "readiness" // waiting for the probes

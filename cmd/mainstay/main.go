@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,17 +48,33 @@ func keepWritesFromKilling() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }
 
-// run is mainstay from parsed arguments to exit code. It is the only place
-// that decides exit codes; main calls os.Exit with its result.
+// run is mainstay from parsed arguments to exit code, its whole lifecycle
+// top to bottom: sidecars (start=before) → --wait-for → --before → main →
+// --ready → helpers → sidecars (start=after) → foreground → stop (main,
+// then sidecars in reverse, then the sweep, in one --grace budget). It is
+// the only place that decides exit codes; main calls os.Exit with its
+// result.
 func run(args []string, stderr io.Writer) int {
 	cli, err := parse(args, buildVersion())
 	if err != nil {
 		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
 		return 2
 	}
+	if code, err := cli.checkPrograms(); err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return code
+	}
 	log, setPhase := newLogger(stderr, cli.LogFormat, cli.LogLevel)
-	rf := &readyFile{path: cli.ReadyFile}
+	files, err := cli.openStateFiles()
+	if err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return 2
+	}
+	defer files.marker.close()
+	rf := files.ready
+	up := readiness.TakeNotifySocket(log) // before any child starts: none inherits it
 	if err := rf.set(stateStarting); err != nil {
+		rf.close()
 		fmt.Fprintf(stderr, "mainstay: error: --ready-file: %v\n", err)
 		return 2
 	}
@@ -74,11 +91,19 @@ func run(args []string, stderr io.Writer) int {
 	}
 	tty := mainproc.OpenTerminal()
 
-	// Before main: the dependencies, then the --before tasks.
-	if err := cli.beforeMain(r, sigs, tty, log, setPhase); err != nil {
+	// Whatever ends start-up early cancels ctx with its cause: a stop
+	// signal before main exists, main's exit or an aborting signal, an
+	// essential sidecar that ended. Afterwards a sidecar's end still does.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sc := &sidecars{cli: cli, r: r, log: log, ended: func(e *sidecarError) { cancel(e) }}
+
+	// Before main: sidecars that start first, the dependencies, the
+	// --before tasks. Nothing of main exists yet.
+	if err := cli.beforeMain(ctx, cancel, r, sc, sigs, tty, log, setPhase); err != nil {
 		setPhase(phaseStop)
 		code := exitCode(err, false, reaper.Exit{}, log)
-		r.Sweep(time.Now().Add(cli.Grace))
+		sc.stopAll(time.Now().Add(cli.Grace))
 		return code
 	}
 
@@ -92,23 +117,35 @@ func run(args []string, stderr io.Writer) int {
 		Env:        cli.User.environ(),
 	}
 	opts.Stdout, opts.Stderr = cli.logWatchers()
+	nt := readiness.NotifyOf(cli.Ready)
+	if nt != nil {
+		if err := nt.Listen(); err != nil {
+			log.Error("cannot start", "err", err)
+			sc.stopAll(time.Now().Add(cli.Grace))
+			return 1
+		}
+		defer nt.Close()
+		opts.Env = append(opts.Env[:len(opts.Env):len(opts.Env)], nt.Env())
+	}
 	p, err := mainproc.Start(r, sigs, argv, opts, log)
 	if err != nil {
 		log.Error("cannot start main", "argv", argv, "err", err)
+		sc.stopAll(time.Now().Add(cli.Grace))
 		return reaper.StartFailureCode(err)
 	}
 	log.Info("main started", "pid", p.PID(), "argv", argv)
+	if nt != nil {
+		nt.Start(p.PID(), cli.User.uid(), log)
+	}
 	go func() {
 		select {
 		case <-p.Stopping():
 		case <-p.Done():
+		case <-nt.Stopping(): // main sent STOPPING=1
 		}
 		rf.set(stateStopping)
+		up.Send("STOPPING=1")
 	}()
-
-	// Start-up ends early when main exits or a signal aborts it.
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
 	go func() {
 		select {
 		case <-p.Done():
@@ -123,28 +160,101 @@ func run(args []string, stderr io.Writer) int {
 	err = readiness.Wait(ctx, cli.Ready, cli.probeConfig(r, cli.ReadyTimeout, log))
 	if err == nil {
 		setPhase(phaseHelpers)
-		err = cli.runHelpers(ctx, cli.taskConfig(r, tty, log))
+		err = cli.runHelpers(ctx, files.marker, cli.taskConfig(r, tty, log))
+	}
+	if err == nil {
+		err = sc.start(ctx, true)
 	}
 	if err != nil {
 		setPhase(phaseStop)
-		return failStartup(err, p, r, cli, log)
+		return failStartup(err, p, sc, cli, log)
 	}
-	if err := rf.set(stateReady); err != nil {
-		log.Error("cannot write the ready file", "path", cli.ReadyFile, "err", err)
-	} else if cli.ReadyFile != "" {
-		log.Info("ready file written", "path", cli.ReadyFile)
-	}
+	h := &publisher{rf: rf, sc: sc, log: log, path: cli.ReadyFile}
+	h.ready()
+	up.Send("READY=1")
 
 	setPhase(phaseRun)
 	p.Foreground(tty)
 	log.Info("main in the foreground", "pid", p.PID())
+	var why *sidecarError
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		if errors.As(context.Cause(ctx), &why) {
+			logSidecarEnd(why, log)
+			p.Stop("sidecar " + why.name + " ended")
+		}
+	}
 	exit := p.Wait()
 	reclaim(tty, log)
 	setPhase(phaseStop)
 	log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
-	r.Sweep(stopDeadline(p, cli.Grace))
+	sc.stopAll(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
+	if why != nil {
+		return why.result.Code // the essential sidecar's exit caused the stop
+	}
 	return exit.Code()
+}
+
+// logSidecarEnd says which essential sidecar's end stops everything.
+func logSidecarEnd(e *sidecarError, log *slog.Logger) {
+	res := e.result
+	switch {
+	case res.Err != nil:
+		log.Error("sidecar cannot start; stopping", "sidecar", e.name, "exit_code", res.Code, "err", res.Err)
+	case res.GaveUp:
+		log.Error("sidecar gave up; stopping", "sidecar", e.name, "restart", res.Restarts, "exit_code", res.Code, "status", res.Exit.String())
+	case res.Code == 0:
+		log.Info("sidecar ended; stopping", "sidecar", e.name, "exit_code", 0)
+	default:
+		log.Error("sidecar exited; stopping", "sidecar", e.name, "exit_code", res.Code, "status", res.Exit.String())
+	}
+}
+
+// publisher publishes what "mainstay health" says once start-up is over:
+// ready while every essential sidecar is running and ready, restarting
+// while one is not.
+type publisher struct {
+	rf   *readyFile
+	sc   *sidecars
+	log  *slog.Logger
+	path string
+
+	mu   sync.Mutex
+	last string
+}
+
+// ready ends start-up: from now on each sidecar state change updates the
+// published state.
+func (h *publisher) ready() {
+	h.sc.mu.Lock()
+	h.sc.health = h.update
+	h.sc.mu.Unlock()
+	h.update()
+}
+
+func (h *publisher) update() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sc.isStopping() {
+		return // the stop has published "stopping" already
+	}
+	state := stateReady
+	if h.sc.restarting() {
+		state = stateRestarting
+	}
+	if state == h.last {
+		return
+	}
+	h.last = state
+	if err := h.rf.set(state); err != nil {
+		h.log.Error("cannot write the ready file", "path", h.path, "err", err)
+	} else if h.path != "" && state == stateReady {
+		h.log.Info("ready file written", "path", h.path)
+	} else if h.path != "" {
+		h.log.Info("ready file removed: an essential sidecar is restarting", "path", h.path)
+	}
 }
 
 // reclaim takes the terminal back once its foreground job (a helper, main)
@@ -195,37 +305,42 @@ type signalError struct{ sig syscall.Signal }
 
 func (e *signalError) Error() string { return "stopped by " + mainproc.SignalName(e.sig) }
 
-// beforeMain waits for the --wait-for dependencies, then runs the --before
+// beforeMain starts the sidecars with start=before, each ready before the
+// next, waits for the --wait-for dependencies, then runs the --before
 // tasks, each to completion. It returns nil when main may start. SIGTERM,
 // SIGINT or SIGQUIT meanwhile stop the running probe or task (its process
-// group is killed) and make it return a *signalError.
-func (c *CLI) beforeMain(r *reaper.Reaper, sigs *mainproc.Signals, tty *os.File, log *slog.Logger, setPhase func(string)) error {
-	if len(c.WaitFor) == 0 && len(c.Before) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
+// group is killed) and make it return a *signalError; an essential sidecar
+// that ends makes it return its *sidecarError.
+func (c *CLI) beforeMain(ctx context.Context, cancel context.CancelCauseFunc, r *reaper.Reaper, sc *sidecars, sigs *mainproc.Signals, tty *os.File, log *slog.Logger, setPhase func(string)) error {
 	stop := sigs.Watch(func(sig syscall.Signal) { cancel(&signalError{sig}) }, log)
-	err := c.waitAndRunBefore(ctx, r, tty, log, setPhase)
+	err := c.runBeforeMain(ctx, r, sc, tty, log, setPhase)
 	// Once stop returns, main's signal loop may take the subscription
-	// over. A stop signal the watch took as the last task ended has
-	// cancelled ctx but may have come too late for the task's result: it
-	// still aborts, or it would be lost and main would start unasked.
+	// over. A stop signal that arrived as the last step ended has
+	// cancelled ctx too late for that step to see it: it still aborts,
+	// instead of being lost with main started unasked.
 	stop()
-	var sig *signalError
-	if errors.As(context.Cause(ctx), &sig) {
-		return sig
+	if cause := context.Cause(ctx); cause != nil && err == nil {
+		return cause
 	}
 	return err
 }
 
-// waitAndRunBefore is beforeMain's work, ended early when ctx is done.
-func (c *CLI) waitAndRunBefore(ctx context.Context, r *reaper.Reaper, tty *os.File, log *slog.Logger, setPhase func(string)) error {
+// runBeforeMain is beforeMain's work, in order, ended early when ctx is done.
+func (c *CLI) runBeforeMain(ctx context.Context, r *reaper.Reaper, sc *sidecars, tty *os.File, log *slog.Logger, setPhase func(string)) error {
+	if sc.any(false) {
+		setPhase(phaseSidecars)
+		if err := sc.start(ctx, false); err != nil {
+			return err
+		}
+	}
 	if len(c.WaitFor) > 0 {
 		setPhase(phaseWaitFor)
 		if err := readiness.Wait(ctx, c.WaitFor, c.probeConfig(r, c.waitForTimeout(), log)); err != nil {
 			return fmt.Errorf("%w: %w", errWaitFor, err)
 		}
+	}
+	if len(c.Before) == 0 {
+		return nil
 	}
 	setPhase(phaseBefore)
 	tasks := make([]helpers.Task, len(c.Before))
@@ -287,10 +402,18 @@ func exitCode(err error, started bool, main reaper.Exit, log *slog.Logger) int {
 		notReady *readiness.NotReadyError
 		task     *helpers.Error
 		sig      *signalError
+		side     *sidecarError
+		late     *sidecarNotReady
 	)
 	switch {
 	case errors.Is(err, errMainExited), errors.Is(err, errAborted):
 		return main.Code()
+	case errors.As(err, &side):
+		logSidecarEnd(side, log)
+		return side.result.Code
+	case errors.As(err, &late):
+		log.Error("sidecar not ready in time; main not started", "sidecar", late.name, "err", err)
+		return 124
 	case errors.As(err, &sig):
 		// No main to take the code from: as a shell reports a command
 		// killed by the signal.
@@ -324,18 +447,18 @@ func exitCode(err error, started bool, main reaper.Exit, log *slog.Logger) int {
 
 // failStartup stops main after readiness or a helper failed, or main
 // exited, sweeps, and returns the exit code for err.
-func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log *slog.Logger) int {
+func failStartup(err error, p *mainproc.Process, sc *sidecars, cli *CLI, log *slog.Logger) int {
 	if !errors.Is(err, errMainExited) && !errors.Is(err, errAborted) {
 		// Say why before main is signalled.
 		code := exitCode(err, true, reaper.Exit{}, log)
-		p.Stop()
+		p.Stop("start-up failed")
 		exit := p.Wait()
 		log.Info("main exited", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
-		r.Sweep(stopDeadline(p, cli.Grace))
+		sc.stopAll(stopDeadline(p, cli.Grace))
 		p.FlushOutput(flushTimeout)
 		return code
 	}
-	p.Stop()
+	p.Stop("start-up failed")
 	exit := p.Wait()
 	switch {
 	case errors.Is(err, errAborted):
@@ -346,20 +469,18 @@ func failStartup(err error, p *mainproc.Process, r *reaper.Reaper, cli *CLI, log
 		log.Error("main exited during start-up", "pid", p.PID(), "exit_code", exit.Code(), "status", exit.String())
 	}
 	code := exitCode(err, true, exit, log)
-	r.Sweep(stopDeadline(p, cli.Grace))
+	sc.stopAll(stopDeadline(p, cli.Grace))
 	p.FlushOutput(flushTimeout)
 	return code
 }
 
 // runHelpers runs the --helper commands, then those in --helpers-dir,
-// unless the --once-marker exists; it creates the marker once every helper
-// succeeded.
-func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
-	if c.OnceMarker != "" {
-		if _, err := os.Stat(c.OnceMarker); err == nil {
-			cfg.Log.Info("once marker exists: skipping the helpers", "path", c.OnceMarker)
-			return nil
-		}
+// unless the --once-marker existed at start-up; it creates the marker once
+// every helper succeeded. A nil marker is no --once-marker.
+func (c *CLI) runHelpers(ctx context.Context, marker *onceMarker, cfg helpers.Config) error {
+	if marker != nil && marker.done {
+		cfg.Log.Info("once marker exists: skipping the helpers", "path", marker.path)
+		return nil
 	}
 	tasks := make([]helpers.Task, len(c.Helper))
 	for i, h := range c.Helper {
@@ -377,7 +498,7 @@ func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
 	if err := helpers.Run(ctx, tasks, cfg); err != nil {
 		return err
 	}
-	if c.OnceMarker == "" {
+	if marker == nil {
 		return nil
 	}
 	if failed > 0 {
@@ -386,7 +507,7 @@ func (c *CLI) runHelpers(ctx context.Context, cfg helpers.Config) error {
 	}
 	// A marker that cannot be written costs a re-run at the next start,
 	// not this one: main keeps running.
-	if err := writeAtomic(c.OnceMarker, time.Now().UTC().Format(time.RFC3339)+"\n"); err != nil {
+	if err := marker.write(time.Now().UTC().Format(time.RFC3339) + "\n"); err != nil {
 		cfg.Log.Error("cannot write the once marker: the helpers will run again at the next start", "path", c.OnceMarker, "err", err)
 	} else {
 		cfg.Log.Info("once marker written", "path", c.OnceMarker)

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // States published for "mainstay health". "gone" is never written: it is
@@ -17,26 +21,221 @@ const (
 	stateStarting = "starting"
 	stateReady    = "ready"
 	stateStopping = "stopping"
-	stateGone     = "gone"
+	// stateRestarting: started up, but an essential sidecar is restarting.
+	stateRestarting = "restarting"
+	stateGone       = "gone"
 )
+
+// fileDir is the directory of a --ready-file or --once-marker, resolved
+// once when mainstay starts (symlinks in the configured path, such as
+// /var/run, are followed then) and held open. Every later operation works
+// relative to that descriptor with *at calls that never follow a symlink
+// in the last component: main may rename the directory, swap it for a
+// symlink or plant links in it, and root mainstay still neither reads,
+// creates nor removes a file anywhere else.
+type fileDir struct {
+	path string // as resolved at start-up, for messages
+	fd   int    // O_PATH|O_DIRECTORY
+}
+
+// openDir opens the directory that file is in. flag names the flag (or
+// variable) in the error.
+func openDir(flag, file string) (*fileDir, error) {
+	dir := filepath.Dir(filepath.Clean(file))
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil, fmt.Errorf("%s: directory %s does not exist", flag, dir)
+	case errors.Is(err, unix.ENOTDIR):
+		return nil, fmt.Errorf("%s: %s is not a directory", flag, dir)
+	case err != nil:
+		return nil, fmt.Errorf("%s: cannot open directory %s: %v", flag, dir, err)
+	}
+	return &fileDir{path: dir, fd: fd}, nil
+}
+
+func (d *fileDir) close() { unix.Close(d.fd) }
+
+// kind is what is at name in d, without following a symlink: 0 when
+// nothing is there, else the S_IFMT bits.
+func (d *fileDir) kind(name string) (uint32, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return st.Mode & unix.S_IFMT, nil
+}
+
+// read returns the first max bytes of the regular file name in d; a
+// symlink, a FIFO or anything else but a regular file is an error.
+func (d *fileDir) read(name string, max int) ([]byte, error) {
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errors.New("not a regular file")
+	}
+	b := make([]byte, max)
+	n, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b[:n], nil
+}
+
+// remove unlinks name in d (the link itself, should it be one); nothing
+// there is not an error.
+func (d *fileDir) remove(name string) error {
+	err := unix.Unlinkat(d.fd, name, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}
+
+// write replaces name in d with content: written and synced to a new
+// temporary file in d, renamed over name (which replaces a symlink there,
+// never its target), and d synced, so a reader or a crash sees the old
+// file or the new one.
+func (d *fileDir) write(name, content string) error {
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	tmp := "." + name + "." + hex.EncodeToString(rnd[:])
+	fd, err := unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), tmp)
+	err = func() error {
+		defer f.Close()
+		if _, err := f.WriteString(content); err != nil {
+			return err
+		}
+		if err := f.Chmod(0o644); err != nil {
+			return err
+		}
+		return f.Sync()
+	}()
+	if err == nil {
+		err = unix.Renameat(d.fd, tmp, d.fd, name)
+	}
+	if err != nil {
+		unix.Unlinkat(d.fd, tmp, 0)
+		return err
+	}
+	return d.sync()
+}
+
+// sync flushes d's entries to disk. An O_PATH descriptor cannot be synced:
+// d is opened for reading through it.
+func (d *fileDir) sync() error {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fsync(fd)
+}
 
 // readyFile publishes mainstay's state. PATH exists only while main is
 // ready and every helper succeeded; PATH.state always holds "STATE PID"
 // while mainstay runs, so health can tell starting from stopping from gone.
 // Every write is atomic (a temporary file renamed into place). Once
-// stopping, the state never goes back to ready. The zero path disables it.
+// stopping, the state never goes back to ready. A nil *readyFile (no
+// --ready-file) publishes nothing.
 type readyFile struct {
-	path string
+	path string // as configured, for log lines
+	dir  *fileDir
+	name string // base name of the ready file in dir
 
 	mu       sync.Mutex
 	stopping bool
 }
 
-func (f *readyFile) statePath() string { return f.path + ".state" }
+// openReadyFile opens path's directory for --ready-file (flag names where
+// path came from) and checks what is at path and path.state: nothing, or a
+// file in mainstay's own format that an earlier run left when it was
+// killed, which set replaces. Anything else (another file, a directory, a
+// symlink) is refused: mainstay would delete what it did not write.
+func openReadyFile(flag, path string) (*readyFile, error) {
+	if path == "" {
+		return nil, nil
+	}
+	d, err := openDir(flag, path)
+	if err != nil {
+		return nil, err
+	}
+	f := &readyFile{path: path, dir: d, name: filepath.Base(filepath.Clean(path))}
+	for _, c := range []struct {
+		name string
+		ours func([]byte) bool
+	}{{f.name, isReadyContent}, {f.stateName(), isStateContent}} {
+		if err := checkOwn(d, c.name, c.ours); err != nil {
+			d.close()
+			return nil, fmt.Errorf("%s: %s: %v; mainstay replaces only a ready file it wrote itself: remove it or choose another path", flag, filepath.Join(d.path, c.name), err)
+		}
+	}
+	return f, nil
+}
+
+// checkOwn fails unless name in d is absent or a regular file whose
+// content ours accepts.
+func checkOwn(d *fileDir, name string, ours func([]byte) bool) error {
+	kind, err := d.kind(name)
+	switch {
+	case err != nil:
+		return err
+	case kind == 0:
+		return nil
+	case kind == unix.S_IFLNK:
+		return errors.New("is a symlink")
+	case kind == unix.S_IFDIR:
+		return errors.New("is a directory")
+	case kind != unix.S_IFREG:
+		return errors.New("is not a regular file")
+	}
+	b, err := d.read(name, 64)
+	if err != nil {
+		return err
+	}
+	if !ours(b) {
+		return errors.New("exists and was not written by mainstay")
+	}
+	return nil
+}
+
+// isReadyContent is what the ready file holds.
+func isReadyContent(b []byte) bool { return string(b) == "ready\n" }
+
+// isStateContent is what the state file holds: "STATE PID\n".
+func isStateContent(b []byte) bool {
+	s, ok := strings.CutSuffix(string(b), "\n")
+	if !ok {
+		return false
+	}
+	state, pid, _ := strings.Cut(s, " ")
+	n, err := strconv.Atoi(pid)
+	return err == nil && n > 0 && (state == stateStarting || state == stateReady || state == stateStopping || state == stateRestarting)
+}
+
+func (f *readyFile) stateName() string { return f.name + ".state" }
 
 // set publishes state.
 func (f *readyFile) set(state string) error {
-	if f.path == "" {
+	if f == nil {
 		return nil
 	}
 	f.mu.Lock()
@@ -48,29 +247,124 @@ func (f *readyFile) set(state string) error {
 	if state != stateReady {
 		// Not ready: the ready file goes first, so no reader sees it
 		// beside a state that says otherwise for long.
-		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := f.dir.remove(f.name); err != nil {
 			return err
 		}
 	}
-	if err := writeAtomic(f.statePath(), fmt.Sprintf("%s %d\n", state, os.Getpid())); err != nil {
+	if err := f.dir.write(f.stateName(), fmt.Sprintf("%s %d\n", state, os.Getpid())); err != nil {
 		return err
 	}
 	if state == stateReady {
-		return writeAtomic(f.path, "ready\n")
+		return f.dir.write(f.name, "ready\n")
 	}
 	return nil
 }
 
-// clear removes both files: mainstay is gone.
+// clear removes both files, mainstay is gone, and closes the directory.
 func (f *readyFile) clear() {
-	if f.path == "" {
+	if f == nil {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.dir == nil {
+		return
+	}
 	f.stopping = true
-	os.Remove(f.path)
-	os.Remove(f.statePath())
+	f.dir.remove(f.name)
+	f.dir.remove(f.stateName())
+	f.dir.close()
+	f.dir = nil
+}
+
+// close closes the directory and leaves the files as they are.
+func (f *readyFile) close() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dir != nil {
+		f.dir.close()
+		f.dir = nil
+	}
+	f.stopping = true
+}
+
+// onceMarker is --once-marker: its directory held open from start-up, and
+// whether the marker was there then. It is looked at once, before the
+// first child starts, so main cannot change the answer later.
+type onceMarker struct {
+	path string // as configured, for log lines
+	dir  *fileDir
+	name string
+	done bool // a regular file was at path at start-up: skip the helpers
+}
+
+// openOnceMarker opens path's directory for --once-marker (flag names
+// where path came from) and looks at path without following a symlink:
+// only a regular file counts as done; a symlink, a directory or anything
+// else there is refused.
+func openOnceMarker(flag, path string) (*onceMarker, error) {
+	if path == "" {
+		return nil, nil
+	}
+	d, err := openDir(flag, path)
+	if err != nil {
+		return nil, err
+	}
+	m := &onceMarker{path: path, dir: d, name: filepath.Base(filepath.Clean(path))}
+	kind, err := d.kind(m.name)
+	var bad string
+	switch {
+	case err != nil:
+		bad = err.Error()
+	case kind == 0:
+	case kind == unix.S_IFREG:
+		m.done = true
+	case kind == unix.S_IFLNK:
+		bad = "is a symlink"
+	case kind == unix.S_IFDIR:
+		bad = "is a directory"
+	default:
+		bad = "is not a regular file"
+	}
+	if bad != "" {
+		d.close()
+		return nil, fmt.Errorf("%s: %s: %s; the marker must be a regular file: remove it or choose another path", flag, filepath.Join(d.path, m.name), bad)
+	}
+	return m, nil
+}
+
+// write creates the marker.
+func (m *onceMarker) write(content string) error { return m.dir.write(m.name, content) }
+
+func (m *onceMarker) close() {
+	if m != nil {
+		m.dir.close()
+	}
+}
+
+// stateFiles are the files mainstay writes, opened before the first child
+// starts. A nil field is a flag not given.
+type stateFiles struct {
+	ready  *readyFile
+	marker *onceMarker
+}
+
+// openStateFiles opens --ready-file and --once-marker and checks what is
+// at their paths. An error is bad usage (exit 2, nothing started).
+func (c *CLI) openStateFiles() (*stateFiles, error) {
+	rf, err := openReadyFile(c.source("--ready-file"), c.ReadyFile)
+	if err != nil {
+		return nil, err
+	}
+	m, err := openOnceMarker(c.source("--once-marker"), c.OnceMarker)
+	if err != nil {
+		rf.close()
+		return nil, err
+	}
+	return &stateFiles{ready: rf, marker: m}, nil
 }
 
 // readState is what "mainstay health" reports for the ready file at path.
@@ -100,40 +394,4 @@ func running(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
-}
-
-// writeAtomic replaces path with content: written and synced to a
-// temporary file in the same directory, then renamed over path, and the
-// directory synced, so a reader or a crash sees the old file or the new one.
-func writeAtomic(path, content string) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

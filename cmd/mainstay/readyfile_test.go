@@ -14,7 +14,6 @@ import (
 // "mainstay health" prints.
 func TestReadyFileStates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ready")
-	f := &readyFile{path: path}
 	check := func(want string, readyExists bool) {
 		t.Helper()
 		if got := readState(path); got != want {
@@ -27,6 +26,7 @@ func TestReadyFileStates(t *testing.T) {
 	check(stateGone, false)
 	// A stale ready file from an earlier run goes at start.
 	os.WriteFile(path, []byte("ready\n"), 0o644)
+	f := mustOpenReadyFile(t, path)
 	if err := f.set(stateStarting); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestReadyFileStale(t *testing.T) {
 
 func TestHealthCommand(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ready")
-	f := &readyFile{path: path}
+	f := mustOpenReadyFile(t, path)
 	for _, tc := range []struct {
 		state string
 		code  int
@@ -100,5 +100,27 @@ func TestHealthEmptyReadyFile(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := health(nil, &out, &errOut); code != 1 || out.Len() != 0 || !strings.Contains(errOut.String(), "no ready file") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+func mustOpenReadyFile(t *testing.T, path string) *readyFile {
+	t.Helper()
+	f, err := openReadyFile("--ready-file", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.close)
+	return f
+}
+
+// TestHealthMissingValue: --ready-file with no value is one clear line and
+// exit 1 (health's bad usage), not kong's "expected string value".
+func TestHealthMissingValue(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := health([]string{"--ready-file"}, &out, &errOut)
+	msg := errOut.String()
+	if code != 1 || out.Len() != 0 || strings.Count(msg, "\n") != 1 ||
+		!strings.HasPrefix(msg, "mainstay health: error: --ready-file: no value given") || strings.Contains(msg, "EOL") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), msg)
 	}
 }

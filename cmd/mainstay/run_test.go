@@ -143,7 +143,7 @@ func TestRunExitCodes(t *testing.T) {
 			setup: func(t *testing.T, dir string) setup {
 				return setup{args: []string{"--", "mainstay-no-such-program"}}
 			},
-			wantCode: 127, stderr: []string{"cannot start main", "mainstay-no-such-program"},
+			wantCode: 127, stderr: []string{"mainstay: error: main command: mainstay-no-such-program: not found"},
 		},
 		{
 			name: "main not executable",
@@ -154,7 +154,7 @@ func TestRunExitCodes(t *testing.T) {
 				}
 				return setup{args: []string{"--", f}}
 			},
-			wantCode: 126, stderr: []string{"cannot start main", "permission denied"},
+			wantCode: 126, stderr: []string{"mainstay: error: main command: ", "cannot execute: uid ", "may not execute it (mode -rw-r--r--"},
 		},
 		{
 			name: "readiness, then helpers in order, then main in the foreground",

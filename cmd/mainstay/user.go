@@ -29,9 +29,16 @@ type userFlag struct {
 }
 
 func (u *userFlag) Decode(ctx *kong.DecodeContext) error {
-	if err := ctx.Scan.PopValueInto("user", &u.spec); err != nil {
+	var spec string
+	if err := ctx.Scan.PopValueInto("user", &spec); err != nil {
 		return err
 	}
+	return u.set(spec)
+}
+
+// set resolves USER[:GROUP] (also a sidecar's user=).
+func (u *userFlag) set(spec string) error {
+	u.spec = spec
 	name, group, hasGroup := strings.Cut(u.spec, ":")
 	if name == "" || (hasGroup && group == "") {
 		return fmt.Errorf("%q: want USER or USER:GROUP", u.spec)
@@ -101,19 +108,16 @@ func (u *userFlag) checkCanSwitch() error {
 	return fmt.Errorf("--user %s: mainstay runs as uid %d, and only root can switch to another user; drop --user or run mainstay as root", u.spec, os.Geteuid())
 }
 
-// runner starts helpers and exec probes through r, as the --user user
-// when one is given. *reaper.Reaper alone runs them as mainstay's user.
+// runner starts helpers and exec probes through r with the children's
+// environment (environ), as the --user user when one is given.
 func (u *userFlag) runner(r *reaper.Reaper) interface {
 	Run(context.Context, *exec.Cmd) (reaper.Exit, error)
 } {
-	if u.cred == nil {
-		return r
-	}
 	return asUser{r: r, cred: u.cred, env: u.environ()}
 }
 
-// asUser runs commands through the reaper with the user's credentials and
-// environment.
+// asUser runs commands through the reaper with the children's environment
+// and, when cred is not nil, the user's credentials.
 type asUser struct {
 	r    *reaper.Reaper
 	cred *syscall.Credential
@@ -121,27 +125,40 @@ type asUser struct {
 }
 
 func (a asUser) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	if a.cred != nil {
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Credential = a.cred
 	}
-	cmd.SysProcAttr.Credential = a.cred
 	cmd.Env = a.env
 	return a.r.Run(ctx, cmd)
 }
 
-// environ is the environment for main, helpers and exec probes: mainstay's own, with
-// the user's HOME, USER and LOGNAME when --user is given.
-func (u *userFlag) environ() []string {
-	env := os.Environ()
+// uid is the user main runs as.
+func (u *userFlag) uid() int {
 	if u.cred == nil {
-		return env
+		return os.Getuid()
 	}
-	out := env[:0:0]
-	for _, kv := range env {
+	return int(u.cred.Uid)
+}
+
+// environ is the one environment of every child: main, helpers and exec
+// probes. It is mainstay's own without any MAINSTAY_* variable (mainstay's
+// configuration is not theirs: a mainstay run by main must not inherit the
+// outer helpers), with the user's HOME, USER and LOGNAME when --user is
+// given.
+func (u *userFlag) environ() []string {
+	out := []string{}
+	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "HOME" && k != "USER" && k != "LOGNAME" {
-			out = append(out, kv)
+		if strings.HasPrefix(k, envPrefix+"_") {
+			continue
 		}
+		if u.cred != nil && (k == "HOME" || k == "USER" || k == "LOGNAME") {
+			continue
+		}
+		out = append(out, kv)
 	}
 	return append(out, u.env...)
 }

@@ -6,7 +6,7 @@
 //
 // Run it with e2e/bench.sh, which builds mainstay and this program.
 //
-//	benchready -mainstay BIN [-runs 20] [-delays 100ms,1s,5s]
+//	benchready -mainstay BIN [-runs 20] [-delays 100ms,1s,5s] [-kinds tcp,unix,...] [-baselines=false]
 //
 // It also serves as its own test server and time stamper:
 //
@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -47,7 +49,10 @@ func main() {
 	waitFor := flag.Duration("wait", 10*time.Second, "how long to measure CPU while waiting, and while idle")
 	jitter := flag.Duration("jitter", 0, "add a uniformly random 0..jitter to each run's delay, so the ready moment falls anywhere in a polling loop's cycle")
 	only := flag.Bool("lag-only", false, "measure detection lag only, not CPU")
+	kindList := flag.String("kinds", strings.Join(kinds, ","), "probe kinds to measure")
+	baselines := flag.Bool("baselines", true, "also measure the bash loop and wait-for-it")
 	flag.Parse()
+	kinds = strings.Split(*kindList, ",")
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "benchready: -mainstay BIN is required")
 		os.Exit(2)
@@ -63,7 +68,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "benchready:", err)
 			os.Exit(2)
 		}
-		for _, c := range b.cases() {
+		for _, c := range b.cases(*baselines) {
 			var lags []time.Duration
 			for i := 0; i < *runs; i++ {
 				lags = append(lags, c.run(d+time.Duration(rand.Int64N(int64(*jitter)+1))))
@@ -77,13 +82,16 @@ func main() {
 	}
 	fmt.Printf("\n%-28s %14s\n", "CPU while waiting", "% of one core")
 	for _, k := range kinds {
+		if k == "notify" {
+			continue // nothing is polled
+		}
 		fmt.Printf("%-28s %14.3f\n", "mainstay "+k, b.waitingCPU(k, *waitFor))
 	}
 	cpu, wakeups := b.idle(*waitFor)
 	fmt.Printf("\nonce main is ready, over %s: mainstay used %.3f %% of one core and woke %.2f times a second\n", *waitFor, cpu, wakeups)
 }
 
-var kinds = []string{"tcp", "unix", "http", "file", "log", "exec"}
+var kinds = []string{"tcp", "unix", "http", "file", "log", "exec", "notify"}
 
 type bench struct{ mainstay, self string }
 
@@ -92,10 +100,13 @@ type lagCase struct {
 	run  func(delay time.Duration) time.Duration
 }
 
-func (b *bench) cases() []lagCase {
+func (b *bench) cases(baselines bool) []lagCase {
 	var cs []lagCase
 	for _, k := range kinds {
 		cs = append(cs, lagCase{"mainstay " + k + ":", func(d time.Duration) time.Duration { return b.mainstayLag(k, d) }})
+	}
+	if !baselines {
+		return cs
 	}
 	cs = append(cs,
 		lagCase{"bash until/sleep 1 (tcp)", func(d time.Duration) time.Duration { return b.bashLag(d) }},
@@ -124,6 +135,8 @@ func target(kind, dir string, port int) (addr, spec string) {
 		return addr, "exec:test -e " + addr
 	case "log":
 		return "-", "log:^server is ready$"
+	case "notify":
+		return "-", "notify"
 	}
 	panic(kind)
 }
@@ -286,6 +299,17 @@ func serve(kind, addr, delay, stampFile string) {
 	case "log":
 		stamp(stampFile)
 		fmt.Println("server is ready")
+	case "notify":
+		// What sd_notify(3) does: one datagram to $NOTIFY_SOCKET.
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			fail(err)
+		}
+		stamp(stampFile)
+		if err := unix.Sendto(fd, []byte("READY=1"), 0, &unix.SockaddrUnix{Name: os.Getenv("NOTIFY_SOCKET")}); err != nil {
+			fail(err)
+		}
+		unix.Close(fd)
 	}
 	for {
 		time.Sleep(time.Hour) // until killed

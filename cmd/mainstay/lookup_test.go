@@ -1,0 +1,241 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestCheckProgram: programs are found as exec.Command finds them, and
+// checked against the credential the child will have, not mainstay's
+// (root's) own.
+func TestCheckProgram(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test checks permissions for other users, which needs root to set up")
+	}
+	base := openTempDir(t)
+	file := func(name string, mode os.FileMode, uid, gid int) string {
+		p := filepath.Join(base, name)
+		writeTestFile(t, p, "#!/bin/sh\n")
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	private := filepath.Join(base, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	hidden := filepath.Join(private, "tool")
+	writeTestFile(t, hidden, "#!/bin/sh\n")
+	os.Chmod(hidden, 0o755)
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(hidden, link); err != nil {
+		t.Fatal(err)
+	}
+	root := &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{0}}
+	user := &syscall.Credential{Uid: 4242, Gid: 4343, Groups: []uint32{4343}}
+	member := &syscall.Credential{Uid: 4242, Gid: 100, Groups: []uint32{100, 777}}
+	for _, tc := range []struct {
+		name, prog string
+		cred       *syscall.Credential
+		code       int
+		want       string
+	}{
+		{"in PATH", "sh", user, 0, ""},
+		{"not in PATH", "mainstay-no-such-program", root, 127, "not found in $PATH"},
+		{"absent path", filepath.Join(base, "absent"), root, 127, "no such file"},
+		{"absent directory", filepath.Join(base, "nodir", "x"), root, 127, "no such file"},
+		{"no execute bit, root", file("plain", 0o644, 0, 0), root, 126, "cannot execute"},
+		{"owner only, root", file("rootonly", 0o700, 0, 0), root, 0, ""},
+		{"owner only, other user", file("rootonly2", 0o700, 0, 0), user, 126, "may not execute"},
+		{"owner is the user", file("mine", 0o700, 4242, 0), user, 0, ""},
+		{"owner without x, others with", file("ownerless", 0o607, 4242, 0), user, 126, "may not execute"},
+		{"group x, member", file("grp", 0o710, 0, 777), member, 0, ""},
+		{"group x, not member", file("grp2", 0o710, 0, 777), user, 126, "may not execute"},
+		{"others x", file("all", 0o701, 0, 0), user, 0, ""},
+		{"directory", base, root, 126, "cannot execute"},
+		{"unsearchable directory", hidden, user, 126, "may not enter directory " + private},
+		{"symlink into an unsearchable directory", link, user, 126, "may not enter directory " + private},
+		{"unsearchable directory, root", hidden, root, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, err := checkProgram(tc.prog, tc.cred)
+			if code != tc.code {
+				t.Errorf("code %d (%v), want %d", code, err, tc.code)
+			}
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.prog) {
+				t.Errorf("error %v, want it to name %s and say %q", err, tc.prog, tc.want)
+			}
+		})
+	}
+}
+
+// TestCheckProgramsSources: the error names the flag or variable a program
+// came from, with the line given, and the first failing program wins.
+func TestCheckProgramsSources(t *testing.T) {
+	missing := "mainstay-no-such-program"
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"main after --", []string{"--", missing, "x"}, nil, "main command: " + missing},
+		{"--main", []string{"--main", missing + " x"}, nil, `--main "` + missing + ` x": `},
+		{"MAINSTAY_MAIN", nil, map[string]string{"MAINSTAY_MAIN": missing}, `MAINSTAY_MAIN "` + missing + `"`},
+		{"--helper", []string{"--helper", "true", "--helper", missing + " up", "--", "true"}, nil, `--helper "` + missing + ` up"`},
+		{"MAINSTAY_HELPER", []string{"--", "true"}, map[string]string{"MAINSTAY_HELPER": "true\n" + missing}, `MAINSTAY_HELPER "` + missing + `"`},
+		{"--ready exec", []string{"--ready", "exec:" + missing + " -q", "--", "true"}, nil, `--ready "exec:` + missing + ` -q"`},
+		{"MAINSTAY_READY exec", []string{"--", "true"}, map[string]string{"MAINSTAY_READY": "tcp:1\nexec:" + missing}, `MAINSTAY_READY "exec:` + missing + `"`},
+		{"--before", []string{"--before", "true", "--before", missing + " up", "--", "true"}, nil, `--before "` + missing + ` up"`},
+		{"--wait-for exec", []string{"--wait-for", "exec:" + missing, "--", "true"}, nil, `--wait-for "exec:` + missing + `"`},
+		{"--sidecar", []string{"--sidecar", "name=x -- " + missing + " -f", "--", "true"}, nil, `--sidecar "name=x -- ` + missing + ` -f"`},
+		{"MAINSTAY_SIDECAR", []string{"--", "true"}, map[string]string{"MAINSTAY_SIDECAR": missing}, `MAINSTAY_SIDECAR "` + missing + `"`},
+		{"--sidecar ready=exec", []string{"--sidecar", "ready=exec:" + missing + " -- sleep 1", "--", "true"}, nil, `--sidecar "ready=exec:` + missing + ` -- sleep 1: ready=exec:` + missing + `"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cli := mustParse(t, tc.args...)
+			code, err := cli.checkPrograms()
+			if code != 127 || err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("code %d, error %v; want 127 and one line starting %q", code, err, tc.want)
+			}
+		})
+	}
+	if code, err := mustParse(t, "--helper", "true", "--ready", "exec:sh -c true", "--", "sh").checkPrograms(); code != 0 || err != nil {
+		t.Errorf("all found: code %d, %v", code, err)
+	}
+}
+
+// openTempDir is a temporary directory that every user may enter (unlike
+// t.TempDir's parent, which is root's alone).
+func openTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mainstay-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCheckProgramsSidecarUser: a sidecar's program is checked as its own
+// user=, others as --user's.
+func TestCheckProgramsSidecarUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to set up a root-only program")
+	}
+	dir := openTempDir(t)
+	prog := filepath.Join(dir, "rootonly")
+	writeTestFile(t, prog, "#!/bin/sh\n")
+	if err := os.Chmod(prog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := mustParse(t, "--sidecar", prog, "--", "true").checkPrograms(); code != 0 {
+		t.Errorf("as root: %d, %v", code, err)
+	}
+	code, err := mustParse(t, "--sidecar", "user=nobody -- "+prog, "--", "true").checkPrograms()
+	if code != 126 || err == nil || !strings.Contains(err.Error(), "uid 65534 may not execute") {
+		t.Errorf("sidecar user=nobody: %d, %v; want 126", code, err)
+	}
+	code, err = mustParse(t, "--user", "nobody", "--sidecar", "user=root -- "+prog, "--", "true").checkPrograms()
+	if code != 0 {
+		t.Errorf("sidecar user=root under --user nobody: %d, %v; want 0", code, err)
+	}
+	code, err = mustParse(t, "--user", "nobody", "--helper", prog, "--", "true").checkPrograms()
+	if code != 126 {
+		t.Errorf("helper under --user nobody: %d, %v; want 126", code, err)
+	}
+}
+
+// TestCheckProgramACL: a POSIX ACL that lets the user execute what the
+// mode bits do not is not refused: the kernel decides at start. The ACL
+// is real: the test runs the program as that user to show it executes.
+func TestCheckProgramACL(t *testing.T) {
+	dir := openTempDir(t)
+	prog := filepath.Join(dir, "tool")
+	writeTestFile(t, prog, "#!/bin/sh\nexit 0\n")
+	if err := os.Chmod(prog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	user := &syscall.Credential{Uid: 4242, Gid: 4343, Groups: []uint32{4343}}
+	if code, _ := checkProgram(prog, user); code != 126 {
+		t.Fatalf("without an ACL: %d, want 126", code)
+	}
+	// version 2; user::rwx, user:4242:r-x, group::---, mask::r-x, other::---
+	acl := []byte{2, 0, 0, 0}
+	for _, e := range []struct {
+		tag, perm uint16
+		id        uint32
+	}{{0x01, 7, 0xffffffff}, {0x02, 5, 4242}, {0x04, 0, 0xffffffff}, {0x10, 5, 0xffffffff}, {0x20, 0, 0xffffffff}} {
+		acl = append(acl, byte(e.tag), byte(e.tag>>8), byte(e.perm), byte(e.perm>>8),
+			byte(e.id), byte(e.id>>8), byte(e.id>>16), byte(e.id>>24))
+	}
+	if err := unix.Setxattr(prog, "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("this file system takes no POSIX ACL: %v", err)
+	}
+	cmd := exec.Command(prog)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("the ACL does not let uid 4242 execute it: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Process.Wait()
+	if code, err := checkProgram(prog, user); code != 0 {
+		t.Errorf("with an ACL granting execute: %d, %v; want 0", code, err)
+	}
+}
+
+// noexecDirEnv, in the re-run test binary of TestCheckProgramNoexec, is a
+// noexec tmpfs mounted in that process's own mount namespace.
+const noexecDirEnv = "GO_TEST_MAINSTAY_NOEXEC_DIR"
+
+// TestCheckProgramNoexec: a program on a file system mounted noexec is
+// refused with 126, even for root. The mount is made in a mount namespace
+// of its own (unshare -m), where the test binary runs again.
+func TestCheckProgramNoexec(t *testing.T) {
+	if dir := os.Getenv(noexecDirEnv); dir != "" {
+		prog := filepath.Join(dir, "tool")
+		writeTestFile(t, prog, "#!/bin/sh\n")
+		if err := os.Chmod(prog, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		root := &syscall.Credential{}
+		code, err := checkProgram(prog, root)
+		if code != 126 || err == nil || !strings.Contains(err.Error(), "noexec") {
+			t.Errorf("on a noexec mount: %d, %v; want 126 saying noexec", code, err)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs -o noexec none "$1" && exec "$2" -test.run='^TestCheckProgramNoexec$' -test.v`, "sh", dir, os.Args[0])
+	cmd.Env = append(os.Environ(), noexecDirEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestCheckProgramNoexec") {
+		t.Errorf("in a mount namespace: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"slices"
+	"testing"
+
+	mainproc "github.com/mainstay-dev/mainstay/main"
+)
+
+func TestSidecarBadSpecs(t *testing.T) {
+	for _, tc := range []struct {
+		name, spec string
+		want       []string
+	}{
+		{"unknown key", "colour=red -- memcached", []string{`"colour=red"`, "colour", "name, ready"}},
+		{"nothing after --", "name=x --", []string{"no command after --"}},
+		{"bad restart", "restart=sometimes -- memcached", []string{`"restart=sometimes"`, "no, on-failure or always"}},
+		{"bad start", "start=later -- memcached", []string{`"start=later"`, "before or after"}},
+		{"bad retries", "retries=-1 -- memcached", []string{`"retries=-1"`}},
+		{"retries not a number", "retries=many -- memcached", []string{`"retries=many"`}},
+		{"bad essential", "essential=maybe -- memcached", []string{`"essential=maybe"`, "true or false"}},
+		{"bad stop-signal", "stop-signal=FOO -- memcached", []string{`"stop-signal=FOO"`, `"FOO"`}},
+		{"bad ready spec", "ready=tcp:99999 -- memcached", []string{`"ready=tcp:99999"`}},
+		{"ready that watches main", "ready=log:x -- memcached", []string{`"ready=log:x"`, "watches main"}},
+		{"unknown user", "user=no-such-user-here -- memcached", []string{`"user=no-such-user-here"`, "no such user"}},
+		{"empty name", "name= -- memcached", []string{`"name="`, "empty name"}},
+		{"shell operator", "memcached | tee x", []string{"shell operator"}},
+		{"unbalanced quote", "name=x -- 'memcached", []string{"cannot split"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := append([]string{"sidecar", "--sidecar|MAINSTAY_SIDECAR"}, tc.want...)
+			checkBadInput(t, []string{"--sidecar", tc.spec, argvMain}, nil, want)
+		})
+	}
+	t.Run("duplicate names", func(t *testing.T) {
+		checkBadInput(t, []string{"--sidecar", "name=a -- sleep 1", "--sidecar", "name=a -- sleep 2", argvMain}, nil, []string{`name "a"`, "taken"})
+	})
+	t.Run("in the environment", func(t *testing.T) {
+		checkBadInput(t, []string{argvMain}, map[string]string{"MAINSTAY_SIDECAR": "cron -f\nrestart=never -- memcached"}, []string{"MAINSTAY_SIDECAR|--sidecar", `"restart=never"`})
+	})
+}
+
+func TestSidecarSpecs(t *testing.T) {
+	cli := mustParse(t,
+		"--sidecar", "memcached -u nobody",
+		"--sidecar", "name=c ready=tcp:11211 ready=file:/x start=after restart=always retries=0 essential=false stop-signal=INT -- memcached -p 1",
+		"--sidecar", "runuser -u www-data -- php-fpm -F",
+		"--sidecar", "sh -c 'a'", "--sidecar", "sh -c 'b'",
+		"--", "true")
+	l := cli.Sidecar
+	if len(l) != 5 {
+		t.Fatalf("%d sidecars, want 5", len(l))
+	}
+	if s := l[0]; s.name != "memcached" || !slices.Equal(s.argv, []string{"memcached", "-u", "nobody"}) || s.after || s.restart != mainproc.RestartOnFailure || s.retries != 5 || !s.essential || s.stopSignal != 15 {
+		t.Errorf("bare sidecar %+v, want the defaults", s)
+	}
+	if s := l[1]; s.name != "c" || len(s.ready) != 2 || !s.after || s.restart != mainproc.RestartAlways || s.retries != 0 || s.essential || s.stopSignal != 2 || !slices.Equal(s.argv, []string{"memcached", "-p", "1"}) {
+		t.Errorf("sidecar with options %+v", s)
+	}
+	if s := l[2]; !slices.Equal(s.argv, []string{"runuser", "-u", "www-data", "--", "php-fpm", "-F"}) {
+		t.Errorf("a -- inside a bare command: %q, want the whole line as the command", s.argv)
+	}
+	if l[3].name != "sh#4" || l[4].name != "sh#5" {
+		t.Errorf("names %q %q, want sh#4 sh#5 (position among the sidecars)", l[3].name, l[4].name)
+	}
+}

@@ -1,0 +1,333 @@
+package mainproc
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/mainstay-dev/mainstay/reaper"
+	"golang.org/x/sys/unix"
+)
+
+// Restart is a sidecar's restart policy, in Docker's words.
+type Restart string
+
+const (
+	// RestartNo never restarts: the sidecar's first exit ends it.
+	RestartNo Restart = "no"
+	// RestartOnFailure restarts after a non-zero exit or a death by
+	// signal; an exit 0 ends the sidecar.
+	RestartOnFailure Restart = "on-failure"
+	// RestartAlways restarts after every exit.
+	RestartAlways Restart = "always"
+)
+
+// SidecarSpec says what a sidecar runs and how it is kept up.
+type SidecarSpec struct {
+	// Name is used in log lines and messages.
+	Name string
+	Argv []string
+	// Env, when not nil, is the environment; Credential, when set, the
+	// user it runs as.
+	Env        []string
+	Credential *syscall.Credential
+	// Stdout and Stderr receive its output (nil: /dev/null). Its stdin is
+	// always /dev/null: it never has the terminal.
+	Stdout, Stderr io.Writer
+	// StopSignal asks it to stop; it goes to its process group.
+	StopSignal syscall.Signal
+	Restart    Restart
+	// Retries is how many restarts in a row are made before it gives up.
+	Retries int
+	// NewBackOff returns the delays before restarts. Its cap, MaxDelay,
+	// also decides stability: a run that lasted longer than MaxDelay
+	// resets both the delays and the count of restarts in a row.
+	NewBackOff func() backoff.BackOff
+	MaxDelay   time.Duration
+	// Ready, when set, checks that a run has become ready (its probes); it
+	// runs again after each restart and must return when ctx is done.
+	Ready func(ctx context.Context) error
+	// OnState, when set, is called with each new State, from the
+	// sidecar's own goroutines.
+	OnState func(State)
+}
+
+// State is where a sidecar is in its life.
+type State string
+
+const (
+	// Starting: its first run has started and is not ready yet.
+	Starting State = "starting"
+	// Ready: running and ready (started, when it has no probes).
+	Ready State = "ready"
+	// Restarting: waiting to restart, or restarted and not ready again.
+	Restarting State = "restarting"
+	// Ended: it will not run again (see [Sidecar.Result]).
+	Ended State = "ended"
+)
+
+// SidecarResult is how a sidecar ended.
+type SidecarResult struct {
+	// Exit is its last exit; for a program that could not start, the
+	// code is that of [reaper.StartFailureCode].
+	Exit reaper.Exit
+	// Code is the exit code for Exit (127 or 126 when it could not start).
+	Code int
+	// Restarts counts the restarts in a row before the end.
+	Restarts int
+	// GaveUp is set when it failed and its retries were used up (or it
+	// could not start); Stopped when it ended because it was asked to.
+	GaveUp, Stopped bool
+	// Err is the start error, when it could not start.
+	Err error
+}
+
+// Sidecar is a long-running companion of main, kept up by its own
+// goroutine: started in its own process group with stdin from /dev/null,
+// its group killed when it exits (so nothing it left runs twice), and
+// restarted by its policy, with exponential delays, until it gives up or
+// is stopped.
+type Sidecar struct {
+	spec SidecarSpec
+	r    *reaper.Reaper
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	proc     *reaper.Proc // the current run, nil between runs
+	stopping bool
+	state    State
+
+	stop     chan struct{} // closed by Stop
+	stopOnce sync.Once
+	ready    chan struct{} // closed when a run first became ready
+	readyOne sync.Once
+	ended    chan struct{} // closed once the sidecar will not run again
+	result   SidecarResult
+}
+
+// StartSidecar starts the sidecar's first run, and the goroutine that
+// keeps it up, and returns at once.
+func StartSidecar(r *reaper.Reaper, spec SidecarSpec, log *slog.Logger) *Sidecar {
+	s := &Sidecar{
+		spec:  spec,
+		r:     r,
+		log:   log.With("sidecar", spec.Name),
+		stop:  make(chan struct{}),
+		ready: make(chan struct{}),
+		ended: make(chan struct{}),
+	}
+	go s.supervise()
+	return s
+}
+
+// Name is the sidecar's name.
+func (s *Sidecar) Name() string { return s.spec.Name }
+
+// Ended is closed once the sidecar will not run again.
+func (s *Sidecar) Ended() <-chan struct{} { return s.ended }
+
+// Result is how the sidecar ended; valid once Ended is closed.
+func (s *Sidecar) Result() SidecarResult {
+	<-s.ended
+	return s.result
+}
+
+// State is the sidecar's current state.
+func (s *Sidecar) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// WaitReady blocks until a run of the sidecar has become ready, and returns
+// true; it returns false when the sidecar ended first, or ctx was done
+// first.
+func (s *Sidecar) WaitReady(ctx context.Context) bool {
+	select {
+	case <-s.ready:
+		return true
+	case <-s.ended:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Sidecar) setState(st State) {
+	s.mu.Lock()
+	changed := s.state != st
+	s.state = st
+	s.mu.Unlock()
+	if changed && s.spec.OnState != nil {
+		s.spec.OnState(st)
+	}
+}
+
+// supervise runs the sidecar until it ends.
+func (s *Sidecar) supervise() {
+	b := s.spec.NewBackOff()
+	b.Reset()
+	restarts := 0
+	s.setState(Starting)
+	for {
+		proc, began, err := s.launch()
+		if proc == nil && err != nil {
+			s.end(SidecarResult{Code: reaper.StartFailureCode(err), Restarts: restarts, GaveUp: true, Err: err})
+			return
+		}
+		if proc == nil {
+			s.end(SidecarResult{Restarts: restarts, Stopped: true})
+			return
+		}
+		exit := s.wait(proc)
+		ran := time.Since(began)
+		if s.isStopping() {
+			s.log.Info("sidecar stopped", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String())
+			s.end(SidecarResult{Exit: exit, Code: exit.Code(), Restarts: restarts, Stopped: true})
+			return
+		}
+		if ran > s.spec.MaxDelay {
+			restarts = 0 // it ran long enough to count as stable
+			b.Reset()
+		}
+		res := SidecarResult{Exit: exit, Code: exit.Code(), Restarts: restarts}
+		switch {
+		case s.spec.Restart == RestartNo:
+			s.log.Info("sidecar exited; not restarted (restart=no)", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String())
+			s.end(res)
+			return
+		case s.spec.Restart == RestartOnFailure && exit.Success():
+			s.log.Info("sidecar exited with 0; ended (restart=on-failure)", "pid", proc.PID(), "exit_code", 0)
+			s.end(res)
+			return
+		case restarts >= s.spec.Retries:
+			res.GaveUp = true
+			s.log.Warn("sidecar exited; giving up", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String(), "restart", restarts, "retries", s.spec.Retries)
+			s.end(res)
+			return
+		}
+		restarts++
+		delay := b.NextBackOff()
+		s.log.Warn("sidecar exited; restarting", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String(), "restart", restarts, "delay", delay, "ran", ran.Round(time.Millisecond))
+		s.setState(Restarting)
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-s.stop:
+			timer.Stop()
+			s.end(SidecarResult{Exit: exit, Code: exit.Code(), Restarts: restarts, Stopped: true})
+			return
+		}
+	}
+}
+
+// launch starts one run, unless the sidecar is being stopped (then it
+// returns a nil proc and a nil error). The check and the start are made
+// under s.mu, which Stop takes too: no run can start unseen by a stop.
+func (s *Sidecar) launch() (*reaper.Proc, time.Time, error) {
+	cmd := exec.Command(s.spec.Argv[0], s.spec.Argv[1:]...)
+	cmd.Env = s.spec.Env
+	cmd.Stdout, cmd.Stderr = s.spec.Stdout, s.spec.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.spec.Credential}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return nil, time.Time{}, nil
+	}
+	proc, err := s.r.StartGroup(cmd)
+	if err != nil {
+		if err == reaper.ErrClosed {
+			return nil, time.Time{}, nil
+		}
+		s.log.Error("cannot start sidecar", "argv", s.spec.Argv, "err", err)
+		return nil, time.Time{}, err
+	}
+	s.proc = proc
+	s.log.Info("sidecar started", "pid", proc.PID(), "argv", s.spec.Argv)
+	return proc, time.Now(), nil
+}
+
+// wait waits for one run to exit, checking meanwhile that it gets ready.
+func (s *Sidecar) wait(proc *reaper.Proc) reaper.Exit {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if s.spec.Ready != nil {
+			if err := s.spec.Ready(ctx); err != nil {
+				return // it exited, or is being stopped, first
+			}
+		}
+		if ctx.Err() == nil {
+			s.log.Info("sidecar ready", "pid", proc.PID())
+			s.setState(Ready)
+			s.readyOne.Do(func() { close(s.ready) })
+		}
+	}()
+	exit := proc.Wait()
+	cancel()
+	wg.Wait()
+	s.mu.Lock()
+	s.proc = nil
+	s.mu.Unlock()
+	return exit
+}
+
+func (s *Sidecar) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
+}
+
+func (s *Sidecar) end(res SidecarResult) {
+	s.result = res
+	s.setState(Ended)
+	close(s.ended)
+}
+
+// Stop stops the sidecar for good: no restart follows, a pending restart
+// is cancelled, and a running one is sent its stop signal, then SIGCONT,
+// to its process group. It returns once the sidecar has ended; when it has
+// not by deadline, its group is sent SIGKILL, and Stop gives up
+// [reaper.KillWait] after the deadline. A sidecar that exits because it
+// was asked to stop never counts as failed.
+func (s *Sidecar) Stop(deadline time.Time) {
+	s.mu.Lock()
+	s.stopping = true
+	proc := s.proc
+	s.mu.Unlock()
+	s.stopOnce.Do(func() { close(s.stop) })
+	if proc != nil {
+		s.log.Info("stopping sidecar", "pid", proc.PID(), "stop_signal", SignalName(s.spec.StopSignal), "grace", time.Until(deadline).Round(time.Millisecond))
+		s.signal(proc, s.spec.StopSignal)
+		s.signal(proc, unix.SIGCONT)
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-s.ended:
+		return
+	case <-t.C:
+	}
+	if proc != nil {
+		s.log.Warn("sidecar did not exit within grace; killing it", "pid", proc.PID())
+		s.signal(proc, unix.SIGKILL)
+	}
+	select {
+	case <-s.ended:
+	case <-time.After(time.Until(deadline.Add(reaper.KillWait))):
+		s.log.Error("sidecar still there after SIGKILL (stuck in the kernel, D state?); giving up on it")
+	}
+}
+
+func (s *Sidecar) signal(proc *reaper.Proc, sig syscall.Signal) {
+	if err := proc.SignalGroup(sig); err != nil {
+		s.log.Warn("cannot signal sidecar", "pid", proc.PID(), "signal", SignalName(sig), "err", err)
+	}
+}

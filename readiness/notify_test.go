@@ -1,0 +1,365 @@
+package readiness_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mainstay-dev/mainstay/readiness"
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
+	"golang.org/x/sys/unix"
+)
+
+// Environment of the notify-send helper: the message, and whether to send
+// a descriptor with it and wait until the receiver has closed it, as
+// sd_notify_barrier(3) does.
+const (
+	sendMsgEnv     = "MAINSTAY_TEST_NOTIFY_MSG"
+	sendBarrierEnv = "MAINSTAY_TEST_NOTIFY_BARRIER"
+)
+
+// notifySendHelper sends one message to $NOTIFY_SOCKET, a real sd_notify
+// client: the kernel attaches its credentials. It exits 0 when sent (and,
+// with a barrier, once the descriptor was closed), 3 when the descriptor
+// stayed open for 10 s, 1 on error.
+func notifySendHelper() int {
+	addr := os.Getenv(readiness.NotifyEnv)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	var oob []byte
+	var pipe [2]int
+	barrier := os.Getenv(sendBarrierEnv) != ""
+	if barrier {
+		if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		oob = unix.UnixRights(pipe[1])
+	}
+	if err := unix.Sendmsg(fd, []byte(os.Getenv(sendMsgEnv)), oob, &unix.SockaddrUnix{Name: addr}, 0); err != nil {
+		fmt.Println("sendmsg:", err)
+		return 1
+	}
+	if !barrier {
+		return 0
+	}
+	unix.Close(pipe[1])
+	// The read end hangs up once the receiver closed its copy.
+	fds := []unix.PollFd{{Fd: int32(pipe[0])}}
+	n, err := unix.Poll(fds, 10_000)
+	if err != nil || n == 0 || fds[0].Revents&unix.POLLHUP == 0 {
+		fmt.Println("barrier descriptor still open after 10s")
+		return 3
+	}
+	return 0
+}
+
+// A uid and another, neither mainstay's.
+const (
+	senderUID = 12345
+	mainUID   = 54321
+)
+
+var (
+	copyOnce sync.Once
+	copyPath string
+	copyErr  error
+)
+
+// senderBinary is a copy of this test binary that any user may execute:
+// go test's own build directory is root's alone.
+func senderBinary(t *testing.T) string {
+	t.Helper()
+	copyOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mainstay-notify-test-")
+		if err != nil {
+			copyErr = err
+			return
+		}
+		os.Chmod(dir, 0o755)
+		b, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			copyErr = err
+			return
+		}
+		copyPath = filepath.Join(dir, "sender")
+		copyErr = os.WriteFile(copyPath, b, 0o755)
+	})
+	if copyErr != nil {
+		t.Fatal(copyErr)
+	}
+	return copyPath
+}
+
+// send runs the notify-send helper as a child of the test process, as
+// uid when uid >= 0, and returns its exit code and output.
+func send(t *testing.T, n *readiness.Notify, uid int, msg string, barrier bool) (int, string) {
+	t.Helper()
+	cmd := exec.Command(senderBinary(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=notify-send", n.Env(), sendMsgEnv+"="+msg)
+	if barrier {
+		cmd.Env = append(cmd.Env, sendBarrierEnv+"=1")
+	}
+	if uid >= 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	exit, err := runner.Run(context.Background(), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exit.Code(), out.String()
+}
+
+// listenNotify makes a notify probe with its socket, closed at the end.
+func listenNotify(t *testing.T) *readiness.Notify {
+	t.Helper()
+	n := mustParse(t, "notify").(*readiness.Notify)
+	if err := n.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	if !strings.HasPrefix(n.Env(), readiness.NotifyEnv+"=@") {
+		t.Fatalf("Env() = %q, want an abstract socket address", n.Env())
+	}
+	return n
+}
+
+// sleeper starts a process that stands for a main the sender is not part
+// of, and returns its PID.
+func sleeper(t *testing.T) int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan int, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cmd := exec.Command("sleep", "1000")
+		p, err := runner.Start(cmd)
+		if err != nil {
+			t.Error(err)
+			started <- 0
+			return
+		}
+		started <- p.PID()
+		<-ctx.Done()
+		p.Signal(syscall.SIGKILL)
+		p.Wait()
+	}()
+	pid := <-started
+	t.Cleanup(func() { cancel(); <-done })
+	if pid == 0 {
+		t.FailNow()
+	}
+	return pid
+}
+
+// Who is believed: a sender in main's process tree (whatever its user) or
+// running as main's user (wherever it is); nobody else.
+func TestNotifyCredentials(t *testing.T) {
+	tests := []struct {
+		name      string
+		outside   bool // main is another process, not the test that starts the sender
+		senderUID int  // -1: the test's own (root)
+		mainUID   int
+		believed  bool
+	}{
+		{"child of main", false, -1, mainUID, true},
+		{"another uid in main's tree", false, senderUID, mainUID, true},
+		{"main's user outside main's tree", true, senderUID, senderUID, true},
+		{"neither in main's tree nor main's user", true, senderUID, mainUID, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if os.Geteuid() != 0 && tt.senderUID >= 0 {
+				t.Skip("needs root to send as another user")
+			}
+			n := listenNotify(t)
+			mainPID := os.Getpid()
+			if tt.outside {
+				mainPID = sleeper(t)
+			}
+			log, logs := reapertest.NewLog()
+			n.Start(mainPID, tt.mainUID, log)
+			if code, out := send(t, n, tt.senderUID, "READY=1", false); code != 0 {
+				t.Fatalf("sender exited %d: %s", code, out)
+			}
+			if !tt.believed {
+				reapertest.WaitFor(t, "the refusal", func() bool {
+					return len(logs.Find(t, "notify message refused: the sender is neither in main's process tree nor main's user")) == 1
+				})
+				if err := n.Check(context.Background(), runner); err == nil {
+					t.Fatal("Check passed on a refused READY=1")
+				}
+				return
+			}
+			err := readiness.Wait(context.Background(), []readiness.Probe{n}, readiness.Config{
+				Timeout: 20 * time.Second, AttemptTimeout: time.Second, Runner: runner, Log: log,
+			})
+			if err != nil {
+				t.Fatalf("Wait = %v, want nil", err)
+			}
+			if len(logs.Find(t, "main sent READY=1")) != 1 {
+				t.Errorf("no READY=1 log record: %v", logs.Records(t))
+			}
+		})
+	}
+}
+
+// The protocol's other fields: STATUS and MAINPID logged, STOPPING=1
+// closes Stopping, other fields ignored, and a descriptor that comes with
+// a message is closed at once (the sender waits for that).
+func TestNotifyProtocol(t *testing.T) {
+	n := listenNotify(t)
+	log, logs := reapertest.NewLog()
+	n.Start(os.Getpid(), mainUID, log)
+	select {
+	case <-n.Stopping():
+		t.Fatal("stopping before STOPPING=1")
+	default:
+	}
+	if code, out := send(t, n, -1, "STATUS=loading 3 of 7\nMAINPID=4242\nWATCHDOG=1\nBARRIER=1", true); code != 0 {
+		t.Fatalf("sender exited %d (3: the descriptor was not closed): %s", code, out)
+	}
+	reapertest.WaitFor(t, "the status", func() bool {
+		return len(logs.Find(t, "main status", "status", "loading 3 of 7")) == 1
+	})
+	if len(logs.Find(t, "main reported its PID; main stays the process mainstay started", "mainpid", "4242")) != 1 {
+		t.Errorf("MAINPID not logged: %v", logs.Records(t))
+	}
+	if n.Check(context.Background(), runner) == nil {
+		t.Error("passed without READY=1")
+	}
+	if code, out := send(t, n, -1, "STOPPING=1", false); code != 0 {
+		t.Fatalf("sender exited %d: %s", code, out)
+	}
+	select {
+	case <-n.Stopping():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stopping not closed 10s after STOPPING=1")
+	}
+}
+
+// A real systemd-notify: Debian's sends READY=1 with a barrier descriptor
+// and waits until it is closed.
+func TestNotifySystemdNotify(t *testing.T) {
+	path, err := exec.LookPath("systemd-notify")
+	if err != nil {
+		t.Skip("systemd-notify not installed (e2e/setup.sh installs it)")
+	}
+	n := listenNotify(t)
+	log, _ := reapertest.NewLog()
+	n.Start(os.Getpid(), mainUID, log)
+	cmd := exec.Command(path, "--ready", "--status=up")
+	cmd.Env = append(os.Environ(), n.Env())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	exit, err := runner.Run(ctx, cmd)
+	if err != nil || !exit.Success() {
+		t.Fatalf("systemd-notify: %v %s: %s", err, exit, out.String())
+	}
+	if err := readiness.Wait(context.Background(), []readiness.Probe{n}, readiness.Config{
+		Timeout: 20 * time.Second, AttemptTimeout: time.Second, Runner: runner, Log: log,
+	}); err != nil {
+		t.Fatalf("Wait = %v", err)
+	}
+}
+
+// EXTEND_TIMEOUT_USEC moves the end of the wait; without it the same wait
+// times out.
+func TestWaitExtendTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	t.Run("without extension the wait times out", func(t *testing.T) {
+		n := listenNotify(t)
+		log, _ := reapertest.NewLog()
+		n.Start(os.Getpid(), mainUID, log)
+		err := readiness.Wait(context.Background(), []readiness.Probe{n}, readiness.Config{
+			Timeout: timeout, AttemptTimeout: time.Second, Runner: runner, Log: log,
+		})
+		var nr *readiness.NotReadyError
+		if !errors.As(err, &nr) || len(nr.Failing) != 1 || !strings.Contains(nr.Failing[0].Err.Error(), "has not sent READY=1") {
+			t.Fatalf("Wait = %v, want a NotReadyError for notify", err)
+		}
+	})
+	t.Run("extended", func(t *testing.T) {
+		n := listenNotify(t)
+		log, logs := reapertest.NewLog()
+		n.Start(os.Getpid(), mainUID, log)
+		start := time.Now()
+		done := startWait(context.Background(), []readiness.Probe{n}, readiness.Config{
+			Timeout: timeout, AttemptTimeout: time.Second, Runner: runner, Log: log,
+		})
+		if code, out := send(t, n, -1, "EXTEND_TIMEOUT_USEC=20000000", false); code != 0 {
+			t.Fatalf("sender exited %d: %s", code, out)
+		}
+		reapertest.WaitFor(t, "the extension", func() bool { return len(logs.Find(t, "readiness deadline extended")) == 1 })
+		// The condition waited for is time itself: past the old deadline.
+		reapertest.WaitFor(t, "twice the timeout", func() bool { return time.Since(start) > 2*timeout })
+		stillWaiting(t, done, "the deadline was extended by 20s")
+		if code, out := send(t, n, -1, "READY=1", false); code != 0 {
+			t.Fatalf("sender exited %d: %s", code, out)
+		}
+		if err := result(t, done); err != nil {
+			t.Fatalf("Wait = %v, want nil", err)
+		}
+	})
+}
+
+// Mainstay's own NOTIFY_SOCKET: taken out of the environment, so no child
+// inherits it, and told READY=1, to a socket path or an abstract address.
+func TestUpstream(t *testing.T) {
+	for _, tt := range []struct{ name, addr string }{
+		{"path", filepath.Join(t.TempDir(), "notify.sock")},
+		{"abstract", fmt.Sprintf("@mainstay-test-%d", os.Getpid())},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: tt.addr, Net: "unixgram"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			t.Setenv(readiness.NotifyEnv, tt.addr)
+			log, _ := reapertest.NewLog()
+			up := readiness.TakeNotifySocket(log)
+			if v, ok := os.LookupEnv(readiness.NotifyEnv); ok {
+				t.Errorf("%s still set to %q", readiness.NotifyEnv, v)
+			}
+			if up == nil {
+				t.Fatal("TakeNotifySocket = nil")
+			}
+			up.Send("READY=1")
+			l.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 64)
+			n, err := l.Read(buf)
+			if err != nil || string(buf[:n]) != "READY=1" {
+				t.Fatalf("read %q, %v; want READY=1", buf[:n], err)
+			}
+		})
+	}
+	t.Run("unset", func(t *testing.T) {
+		t.Setenv(readiness.NotifyEnv, "")
+		os.Unsetenv(readiness.NotifyEnv)
+		log, _ := reapertest.NewLog()
+		up := readiness.TakeNotifySocket(log)
+		if up != nil {
+			t.Fatalf("TakeNotifySocket = %v, want nil", up)
+		}
+		up.Send("READY=1") // a nil Upstream does nothing
+	})
+}
