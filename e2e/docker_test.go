@@ -389,6 +389,7 @@ var dockerRecipeTests = map[string]string{
 	"postgresql.md":     "TestDockerRecipePostgreSQL, TestDockerComposePostgreSQL",
 	"redis.md":          "TestDockerRecipeRedis, TestDockerReadOnly",
 	"web-cache-cron.md": "TestDockerRecipeWebCacheCron",
+	"app.md":            "TestDockerComposeApp",
 }
 
 // TestDockerPagesTested: every recipe page has a Docker test, and every
