@@ -266,9 +266,10 @@ INSERT INTO migration_runs DEFAULT VALUES;
 		httpPort := freePort(t)
 
 		appDir := t.TempDir()
+		readyFile := filepath.Join(appDir, "ready")
 		start0 := time.Now()
 		app := startWith(t, m, appDir, config{wrap: []string{"ip", "netns", "exec", appNS}},
-			"--log-format", "json", "--log-level", "debug", "--wait-for-timeout", "30s",
+			"--log-format", "json", "--log-level", "debug", "--wait-for-timeout", "30s", "--ready-file", readyFile,
 			"--wait-for", fmt.Sprintf("tcp:%s:%d", dbAddr, p.port),
 			"--wait-for", fmt.Sprintf("exec:pg_isready -q -h %s -p %d -U postgres", dbAddr, p.port),
 			"--before", fmt.Sprintf("psql -X -q -1 -h %s -p %d -U postgres -v ON_ERROR_STOP=1 -f %s postgres", dbAddr, p.port, migration),
@@ -282,7 +283,7 @@ INSERT INTO migration_runs DEFAULT VALUES;
 			"--", filepath.Join(p.bin, "postgres"), "-D", p.data, "-p", strconv.Itoa(p.port),
 			"-c", "listen_addresses="+dbAddr, "-k", p.sock)
 
-		waitFor(t, long, "the app's ready line", func() bool { return len(app.logsWith("ready")) >= 2 })
+		waitFor(t, long, "the app's ready file", func() bool { return exists(readyFile) })
 		out, err := exec.Command("ip", "netns", "exec", dbNS, "psql", "-X", "-At", "-h", dbAddr, "-p", strconv.Itoa(p.port),
 			"-U", "postgres", "-c", "SELECT count(*), to_char(min(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM migration_runs", "postgres").CombinedOutput()
 		if err != nil {
@@ -321,6 +322,9 @@ INSERT INTO migration_runs DEFAULT VALUES;
 			t.Errorf("migration row at %s, before the task started at %s", migrated, taskStarted.time())
 		case mainStarted.time().Before(taskDone.time()) || mainStarted.time().Before(migrated):
 			t.Errorf("main started %s, before the migration (%s) or its success (%s)", mainStarted.time(), migrated, taskDone.time())
+		}
+		if state, code := health(t, app, readyFile); state != "ready" || code != 0 {
+			t.Errorf("health once main is ready: %q exit %d, want ready exit 0", state, code)
 		}
 		if n := len(app.logsWith("before task started")); n != 1 {
 			t.Errorf("%d before task starts, want 1", n)
