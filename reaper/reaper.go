@@ -188,6 +188,13 @@ func (r *Reaper) drain() (childless bool) {
 			case ws.Continued():
 				p.stopped = false
 			default:
+				if r.groups[pid] != nil {
+					// It exited between killGroups' peek and this wait4.
+					// Its group ID stays in use while any member lives
+					// (the kernel keeps it), and no child of ours can
+					// start while r.mu is held.
+					_ = unix.Kill(-pid, unix.SIGKILL)
+				}
 				delete(r.procs, pid)
 				delete(r.groups, pid)
 				p.exited, p.stopped, p.status = true, false, ws
