@@ -34,13 +34,7 @@ func TestDockerComposeApp(t *testing.T) {
 		docker(t, "tag", img, c.project+"_"+svc)
 		t.Cleanup(func() { _, _ = dockerCmd("rmi", c.project+"_"+svc) })
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := exec.Command("docker-compose", "-p", c.project, "-f", c.file, "logs", "--no-color").CombinedOutput()
-			t.Logf("docker-compose logs:\n%s", out)
-		}
-		_, _ = exec.Command("docker-compose", "-p", c.project, "-f", c.file, "down", "-v", "-t", "1").CombinedOutput()
-	})
+	c.downOnCleanup()
 
 	c.run("up", "-d")
 	db, app := c.service("db"), c.service("app")

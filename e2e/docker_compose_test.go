@@ -18,6 +18,18 @@ type compose struct {
 	file    string
 }
 
+// downOnCleanup removes the project (containers, networks, volumes) when
+// the test ends, showing its logs first when the test failed.
+func (c *compose) downOnCleanup() {
+	c.t.Cleanup(func() {
+		if c.t.Failed() {
+			out, _ := exec.Command("docker-compose", "-p", c.project, "-f", c.file, "logs", "--no-color").CombinedOutput()
+			c.t.Logf("docker-compose logs:\n%s", out)
+		}
+		_, _ = exec.Command("docker-compose", "-p", c.project, "-f", c.file, "down", "-v", "-t", "1").CombinedOutput()
+	})
+}
+
 func (c *compose) run(args ...string) string {
 	c.t.Helper()
 	out, err := exec.Command("docker-compose", append([]string{"-p", c.project, "-f", c.file}, args...)...).CombinedOutput()
@@ -59,13 +71,7 @@ func TestDockerComposePostgreSQL(t *testing.T) {
 		docker(t, "tag", img, c.project+"_"+svc)
 		t.Cleanup(func() { _, _ = dockerCmd("rmi", c.project+"_"+svc) })
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := exec.Command("docker-compose", "-p", c.project, "-f", c.file, "logs", "--no-color").CombinedOutput()
-			t.Logf("docker-compose logs:\n%s", out)
-		}
-		_, _ = exec.Command("docker-compose", "-p", c.project, "-f", c.file, "down", "-v", "-t", "1").CombinedOutput()
-	})
+	c.downOnCleanup()
 
 	c.run("up", "-d")
 	db, app := c.service("db"), c.service("app")

@@ -201,21 +201,7 @@ func TestDockerTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	term := &terminal{master: master}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			term.mu.Lock()
-			term.out.Write(buf[:n])
-			term.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
+	term, done := readTerminal(master)
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()

@@ -85,6 +85,16 @@ func readRecipe(t *testing.T, page string) recipe {
 	return r
 }
 
+// inside runs args in r's PID, network and mount namespaces (where
+// mainstay runs as PID 1), with env added to the test's environment, and
+// returns its trimmed output.
+func (r *run) inside(env []string, args ...string) (string, error) {
+	cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(r.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
 // rooted moves the image's absolute paths under root, in every argument.
 func rooted(root string, args []string, paths ...string) []string {
 	out := make([]string, len(args))
@@ -143,12 +153,7 @@ func TestRecipePostgreSQL(t *testing.T) {
 	r := startWith(t, pid1, dir, config{ctty: -1, netns: true, env: env}, args...)
 	waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
 
-	inside := func(args ...string) (string, error) {
-		cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(r.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		return strings.TrimSpace(string(out)), err
-	}
+	inside := func(args ...string) (string, error) { return r.inside(env, args...) }
 	if state, err := inside(bin, "health"); state != "ready" || err != nil {
 		t.Errorf("mainstay health (HEALTHCHECK): %q, %v", state, err)
 	}
@@ -193,12 +198,7 @@ func TestRecipeRedis(t *testing.T) {
 	r := startWith(t, pid1, t.TempDir(), config{ctty: -1, netns: true, env: env}, args...)
 	waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
 
-	inside := func(args ...string) (string, error) {
-		cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(r.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		return strings.TrimSpace(string(out)), err
-	}
+	inside := func(args ...string) (string, error) { return r.inside(env, args...) }
 	if state, err := inside(bin, "health"); state != "ready" || err != nil {
 		t.Errorf("mainstay health (HEALTHCHECK): %q, %v", state, err)
 	}
@@ -245,12 +245,7 @@ ln -s /dev/stdout /var/log/apache2/access.log && ln -s /dev/stderr /var/log/apac
 	r := startWith(t, pid1, dir, config{ctty: -1, netns: true, env: append(env, "MAINSTAY_LOG_FORMAT=json"),
 		wrap: []string{"sh", "-c", private, "sh"}}, args...)
 	waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
-	inside := func(args ...string) (string, error) {
-		cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(r.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		return strings.TrimSpace(string(out)), err
-	}
+	inside := func(args ...string) (string, error) { return r.inside(env, args...) }
 	if state, err := inside(bin, "health"); state != "ready" || err != nil {
 		t.Errorf("mainstay health (HEALTHCHECK): %q, %v", state, err)
 	}
@@ -276,15 +271,7 @@ ln -s /dev/stdout /var/log/apache2/access.log && ln -s /dev/stderr /var/log/apac
 	if code := r.wait(long); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
-	var order []string
-	for _, l := range r.logs() {
-		switch l.str("msg") {
-		case "main exited":
-			order = append(order, "main")
-		case "stopping sidecar":
-			order = append(order, l.str("sidecar"))
-		}
-	}
+	order := r.stopOrder()
 	if strings.Join(order, " ") != "main cron cache" {
 		t.Errorf("stop order %v, want main cron cache", order)
 	}
@@ -350,12 +337,7 @@ func TestRecipeApp(t *testing.T) {
 		"--", filepath.Join(p.bin, "postgres"), "-D", p.data, "-p", "5432", "-c", "listen_addresses="+dbAddr, "-k", p.sock)
 	waitFor(t, long, "the ready file", func() bool { return exists(readyFile) })
 
-	inside := func(args ...string) (string, error) {
-		cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(app.PID()), "--net", "--pid", "--mount", "--"}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		return strings.TrimSpace(string(out)), err
-	}
+	inside := func(args ...string) (string, error) { return app.inside(env, args...) }
 	if state, err := inside(bin, "health"); state != "ready" || err != nil {
 		t.Errorf("mainstay health (HEALTHCHECK): %q, %v", state, err)
 	}

@@ -157,15 +157,7 @@ func TestSidecarSupervisord(t *testing.T) {
 			if got := r.wait(long); got != 0 {
 				t.Errorf("exit code %d, want apache2's 0", got)
 			}
-			var order []string
-			for _, l := range r.logs() {
-				switch l.str("msg") {
-				case "main exited":
-					order = append(order, "main")
-				case "stopping sidecar":
-					order = append(order, l.str("sidecar"))
-				}
-			}
+			order := r.stopOrder()
 			want := []string{"main", "cache"}
 			if !cronRunning {
 				want = []string{"main", "cron", "cache"}
@@ -176,6 +168,21 @@ func TestSidecarSupervisord(t *testing.T) {
 			mustBeGone(t, "memcached", last)
 		})
 	}
+}
+
+// stopOrder is the order of the stop, from mainstay's log: "main" when
+// main exited, then each sidecar's name as it was asked to stop.
+func (r *run) stopOrder() []string {
+	var order []string
+	for _, l := range r.logs() {
+		switch l.str("msg") {
+		case "main exited":
+			order = append(order, "main")
+		case "stopping sidecar":
+			order = append(order, l.str("sidecar"))
+		}
+	}
+	return order
 }
 
 // mustServe checks that apache answers on port.
@@ -307,15 +314,7 @@ func TestSidecarStopOrderAndBudget(t *testing.T) {
 				if took > grace+1500*time.Millisecond || (stubborn && took < grace) {
 					t.Errorf("stop took %s, want within --grace %s (+ under a second)", took, grace)
 				}
-				var order []string
-				for _, l := range r.logs() {
-					switch l.str("msg") {
-					case "stopping main":
-						order = append(order, "main")
-					case "stopping sidecar":
-						order = append(order, l.str("sidecar"))
-					}
-				}
+				order := r.stopOrder()
 				if !stubborn && !slices.Equal(order, []string{"main", "two", "one"}) {
 					t.Errorf("stop order %v, want [main two one]", order)
 				}

@@ -34,10 +34,21 @@ func openTerminal(t *testing.T) (*terminal, *os.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	term := &terminal{master: master}
-	done := make(chan struct{})
+	term, done := readTerminal(master)
+	t.Cleanup(func() {
+		master.Close()
+		<-done
+	})
+	return term, slave
+}
+
+// readTerminal keeps reading master into a terminal; done is closed when
+// master is closed (or its slave side hung up).
+func readTerminal(master *os.File) (term *terminal, done <-chan struct{}) {
+	term = &terminal{master: master}
+	d := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(d)
 		buf := make([]byte, 4096)
 		for {
 			n, err := master.Read(buf)
@@ -49,11 +60,7 @@ func openTerminal(t *testing.T) (*terminal, *os.File) {
 			}
 		}
 	}()
-	t.Cleanup(func() {
-		master.Close()
-		<-done
-	})
-	return term, slave
+	return term, d
 }
 
 func (term *terminal) output() []byte {

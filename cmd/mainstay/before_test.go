@@ -1,11 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,34 +58,7 @@ func TestRunBadBeforeInput(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			marker := filepath.Join(t.TempDir(), "MARKER")
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			args := expand(tt.args, marker)
-			// run starts the process-wide reaper once parsing succeeds;
-			// never let it do that in this process.
-			if _, err := parse(args, "test"); err == nil {
-				t.Fatalf("parse(%q) accepted bad input", args)
-			}
-			var stderr bytes.Buffer
-			if code := run(args, &stderr); code != 2 {
-				t.Errorf("run = %d, want 2", code)
-			}
-			out := stderr.String()
-			if !strings.HasPrefix(out, "mainstay: error: ") || !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
-				t.Fatalf("stderr = %q, want exactly one line starting %q", out, "mainstay: error: ")
-			}
-			for _, w := range tt.want {
-				if !containsAny(out, strings.Split(w, "|")) {
-					t.Errorf("stderr = %q, want it to name %s", out, strings.ReplaceAll(w, "|", " or "))
-				}
-			}
-			if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("main was started on bad input: %s exists (stat: %v)", marker, err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkBadInput(t, tt.args, tt.env, tt.want) })
 	}
 }
 
