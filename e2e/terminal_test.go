@@ -158,7 +158,7 @@ read line
 echo "got:$line" > "$D/got"
 exit 7
 `)
-		h := "sh " + script(t, dir, "helper.sh", `while [ ! -e "$D/main.pid" ]; do sleep 0.05; done
+		h := "sh " + script(t, dir, "helper.sh", `while [ ! -s "$D/main.pid" ]; do sleep 0.05; done # -s: written, not just created
 pid=$(cat "$D/main.pid")
 i=0
 while [ $i -lt 200 ]; do
