@@ -3,8 +3,11 @@
 //
 // # Invariants
 //
-//   - One goroutine, driven by SIGCHLD, drains wait4(-1, WNOHANG|WUNTRACED|WCONTINUED)
-//     until it returns 0 or ECHILD. Nothing else may call [exec.Cmd.Wait],
+//   - One goroutine drains wait4(-1, WNOHANG|WUNTRACED|WCONTINUED) until it
+//     returns 0 or ECHILD, each time waitid(P_ALL, WNOWAIT) says a child has
+//     changed state; waitid reaps nothing itself. While the program has no
+//     child at all (waitid says ECHILD), it waits for [Reaper.Start] and
+//     for SIGCHLD instead. Nothing else may call [exec.Cmd.Wait],
 //     [exec.Cmd.Run], [exec.Cmd.Output] or [exec.Cmd.CombinedOutput] to learn
 //     a status: a second waiter steals statuses (measured: half of them).
 //

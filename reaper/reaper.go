@@ -25,20 +25,22 @@ var (
 // Reaper reaps every child of the program and hands each registered child's
 // exit status to its owner. Its methods are safe for concurrent use.
 type Reaper struct {
-	log    *slog.Logger
-	pid1   bool
-	sigchl chan os.Signal
+	log  *slog.Logger
+	pid1 bool
+	wake chan struct{} // Start's wake-up for a reaper goroutine with no child to wait on
 
-	mu     sync.Mutex
-	procs  map[int]*Proc // registered children that have not exited
-	groups map[int]*Proc // those of procs started by StartGroup
-	closed bool          // Sweep has begun
+	mu       sync.Mutex
+	procs    map[int]*Proc // registered children that have not exited
+	groups   map[int]*Proc // those of procs started by StartGroup
+	closed   bool          // Sweep has begun
+	sleeping bool          // the reaper goroutine waits for wake
+	reaped   chan struct{} // closed at the next reap, when Sweep waits for one
 }
 
 // Start makes the program a reaper: it becomes a child subreaper when it is
-// not PID 1 (logging a warning when the kernel refuses), subscribes to
-// SIGCHLD, reaps whatever already exited, and starts the goroutine that
-// reaps from then on. A program has at most one Reaper; a second call fails.
+// not PID 1 (logging a warning when the kernel refuses), reaps whatever
+// already exited, and starts the goroutine that reaps from then on. A
+// program has at most one Reaper; a second call fails.
 func Start(log *slog.Logger) (*Reaper, error) {
 	if !started.CompareAndSwap(false, true) {
 		return nil, errors.New("internal error: reaper started twice")
@@ -46,7 +48,7 @@ func Start(log *slog.Logger) (*Reaper, error) {
 	r := &Reaper{
 		log:    log,
 		pid1:   os.Getpid() == 1,
-		sigchl: make(chan os.Signal, 1), // SIGCHLDs coalesce; one pending wake-up is enough
+		wake:   make(chan struct{}, 1),
 		procs:  make(map[int]*Proc),
 		groups: make(map[int]*Proc),
 	}
@@ -57,14 +59,62 @@ func Start(log *slog.Logger) (*Reaper, error) {
 			log.Debug("not PID 1: running as a child subreaper", "pid", os.Getpid())
 		}
 	}
-	signal.Notify(r.sigchl, unix.SIGCHLD)
 	r.drain()
-	go func() {
-		for range r.sigchl {
-			r.drain()
-		}
-	}()
+	go r.reap()
 	return r, nil
+}
+
+// reap is the reaper goroutine. It sleeps in waitid(WNOWAIT), which
+// returns as soon as any child changes state without reaping it, and then
+// drains: one thread wake-up per burst of exits, where a SIGCHLD
+// subscription costs the Go runtime's signal path on top (the signal
+// thread, then a channel hand-off) for every one.
+func (r *Reaper) reap() {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT, nil)
+		switch err {
+		case nil:
+			r.drain()
+		case unix.EINTR:
+		case unix.ECHILD:
+			r.idle()
+		default:
+			r.log.Error("internal error: waitid; reaping on SIGCHLD from now on", "err", err)
+			chld := make(chan os.Signal, 1)
+			signal.Notify(chld, unix.SIGCHLD)
+			for range chld {
+				r.drain()
+			}
+		}
+	}
+}
+
+// idle waits while the program has no child, so waitid has nothing to
+// block on, until Start starts one. Processes may still become children
+// meanwhile: as PID 1, those that docker exec started are reparented to
+// it when their parent exits. Their SIGCHLD is heard while idle.
+func (r *Reaper) idle() {
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, unix.SIGCHLD)
+	defer signal.Stop(chld)
+	// A child that became ours before the subscription is reaped here.
+	for r.drain() {
+		r.mu.Lock()
+		if len(r.procs) > 0 { // started since drain's wait4
+			r.mu.Unlock()
+			return
+		}
+		r.sleeping = true
+		r.mu.Unlock()
+		select {
+		case <-r.wake:
+		case <-chld:
+		}
+		r.mu.Lock()
+		r.sleeping = false
+		r.mu.Unlock()
+	}
 }
 
 // PID1 reports whether the program is PID 1 of its PID namespace.
@@ -133,6 +183,10 @@ func (r *Reaper) start(cmd *exec.Cmd, group bool) (*Proc, error) {
 	if group {
 		r.groups[p.pid] = p
 	}
+	if r.sleeping {
+		r.sleeping = false
+		r.wake <- struct{}{} // cannot block: only a sleeping reaper takes it, once
+	}
 	return p, nil
 }
 
@@ -180,6 +234,10 @@ func (r *Reaper) drain() (childless bool) {
 			}
 			return err == unix.ECHILD
 		}
+		if r.reaped != nil {
+			close(r.reaped)
+			r.reaped = nil
+		}
 		p := r.procs[pid]
 		if p != nil {
 			switch {
@@ -206,6 +264,17 @@ func (r *Reaper) drain() (childless bool) {
 			r.log.Debug("reaped orphan", "pid", pid, "exit_code", Exit{status: ws}.Code())
 		}
 	}
+}
+
+// nextReap returns a channel that is closed when drain next reaps or sees
+// a child change state.
+func (r *Reaper) nextReap() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reaped == nil {
+		r.reaped = make(chan struct{})
+	}
+	return r.reaped
 }
 
 // killGroups sends SIGKILL to the process group of every StartGroup child

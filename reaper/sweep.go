@@ -3,7 +3,6 @@ package reaper
 import (
 	"bytes"
 	"os"
-	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
@@ -35,11 +34,9 @@ func (r *Reaper) Sweep(deadline time.Time) (left int) {
 	r.closed = true
 	r.mu.Unlock()
 
-	// A second subscriber: the reaper goroutine may be the one that reaps
-	// the last child, and this channel still hears its SIGCHLD.
-	chld := make(chan os.Signal, 1)
-	signal.Notify(chld, unix.SIGCHLD)
-	defer signal.Stop(chld)
+	// The reaper goroutine may be the one that reaps the last child:
+	// each wait below is for its next reap, or this loop's own.
+	reaped := r.nextReap()
 	if r.drain() {
 		return 0
 	}
@@ -59,7 +56,8 @@ func (r *Reaper) Sweep(deadline time.Time) (left int) {
 			r.signalAll(unix.SIGKILL)
 		}
 		select {
-		case <-chld:
+		case <-reaped:
+			reaped = r.nextReap()
 		case <-timer.C:
 			killing = true
 			giveUp = time.After(time.Until(deadline.Add(KillWait)))
