@@ -1,12 +1,15 @@
 package readiness_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,6 +29,13 @@ func TestHTTPCheck(t *testing.T) {
 	mux.HandleFunc("/starting", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "starting", http.StatusServiceUnavailable)
 	})
+	// What the request carries, as a server sees it: one line per field.
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		u, pw, _ := r.BasicAuth()
+		if r.Method != http.MethodGet || r.Host != r.URL.Query().Get("host") || u != r.URL.Query().Get("user") || pw != "p w" || !r.Close {
+			http.Error(w, fmt.Sprintf("%s host=%q user=%q password=%q close=%v", r.Method, r.Host, u, pw, r.Close), http.StatusBadRequest)
+		}
+	})
 	plain := httptest.NewServer(mux)
 	defer plain.Close()
 	tlsSrv := httptest.NewUnstartedServer(mux)
@@ -35,6 +45,7 @@ func TestHTTPCheck(t *testing.T) {
 	tlsSrv.StartTLS()
 	defer tlsSrv.Close()
 	tlsHost := tlsSrv.Listener.Addr().String()
+	plainHost := plain.Listener.Addr().String()
 
 	tests := []struct {
 		name, spec, wantErr string
@@ -47,12 +58,68 @@ func TestHTTPCheck(t *testing.T) {
 		{"https with an unknown certificate fails", "https://" + tlsHost + "/ok", "certificate"},
 		{"https+insecure accepts any certificate", "https+insecure://" + tlsHost + "/ok", ""},
 		{"https+insecure still checks the status", "https+insecure://" + tlsHost + "/starting", "HTTP 503"},
+		{"request carries host, query, credentials", "http://ann:p%20w@" + plainHost + "/echo?user=ann&host=" + plainHost, ""},
+		{"request checked by the echo", "http://bob:p%20w@" + plainHost + "/echo?user=ann&host=" + plainHost, "HTTP 400"},
+		{"HTTP/1.0 answer passes", "http://" + rawServer(t, "HTTP/1.0 204 No Content\r\n\r\n") + "/", ""},
+		{"status without reason passes", "http://" + rawServer(t, "HTTP/1.1 200\r\n\r\n") + "/", ""},
+		{"not HTTP fails", "http://" + rawServer(t, "+PONG\r\n") + "/", `not an HTTP answer: "+PONG"`},
+		{"closed without answer fails", "http://" + rawServer(t, "") + "/", "no HTTP answer: EOF"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			checkErr(t, mustParse(t, tt.spec).Check(context.Background(), runner), tt.wantErr)
 		})
 	}
+}
+
+// TestHTTPCheckTimeout: a server that accepts and never answers fails the
+// attempt when its context ends, and says so.
+func TestHTTPCheckTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the test ends
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	checkErr(t, mustParse(t, "http://"+l.Addr().String()+"/").Check(ctx, runner), "context deadline exceeded")
+}
+
+// rawServer answers every connection with answer, once the request's
+// blank line is read, and closes it. It returns its HOST:PORT.
+func rawServer(t *testing.T, answer string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r := textproto.NewReader(bufio.NewReader(c))
+			for line, err := r.ReadLine(); err == nil; line, err = r.ReadLine() {
+				if line == "" {
+					io.WriteString(c, answer)
+					break
+				}
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
 }
 
 func TestUnixCheck(t *testing.T) {
