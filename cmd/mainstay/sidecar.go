@@ -358,7 +358,10 @@ func (s *sidecars) launch(f *sidecarFlag) *runningSidecar {
 
 // runReady is the ready= check of one run of a sidecar: its probes and,
 // with ready=notify, the run's own notify socket, whose address only this
-// run gets; it is closed once the run has exited.
+// run gets; it is closed once the run has exited. The sidecar's STOPPING=1
+// is only logged: health's "stopping" means the container is going away,
+// and the sidecar's exit that follows is handled as any exit (a restart,
+// health "restarting", or the end of everything).
 type runReady struct {
 	probes []readiness.Probe
 	notify *readiness.Notify // nil without ready=notify
