@@ -248,13 +248,7 @@ func TestSidecarReady(t *testing.T) {
 	var states []State
 	spec.OnState = func(st State) { mu.Lock(); states = append(states, st); mu.Unlock() }
 	s := StartSidecar(shared, spec, quiet)
-	select {
-	case <-s.FirstReady():
-	case <-s.Ended():
-		t.Fatalf("ended before ready: %+v", s.Result())
-	case <-time.After(20 * time.Second):
-		t.Fatal("the sidecar never got ready")
-	}
+	waitFirstReady(t, s)
 	deadline := time.Now().Add(20 * time.Second)
 	for s.State() != Ready || runs(t, dir) < 2 {
 		if time.Now().After(deadline) {
@@ -291,34 +285,45 @@ exit 1`)
 	spec.OnState = func(st State) { mu.Lock(); states = append(states, st); mu.Unlock() }
 	state := func() State { mu.Lock(); defer mu.Unlock(); return states[len(states)-1] }
 	s := StartSidecar(shared, spec, quiet)
-	<-s.FirstReady()
+	waitFirstReady(t, s)
 	if err := os.WriteFile(filepath.Join(dir, "exit"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Each run writes "MARK PID": the MARK its own check added, its $$.
+	var marks []string
 	deadline := time.Now().Add(20 * time.Second)
-	for len(events()) < 3 {
+	for len(events()) < 3 || len(marks) < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("events %q, want run 2 started", events())
+			t.Fatalf("events %q, marks %q: want run 2 started", events(), marks)
 		}
 		time.Sleep(time.Millisecond)
+		b, _ := os.ReadFile(filepath.Join(dir, "marks"))
+		marks = strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' })
 	}
 	if st := state(); st != Restarting {
 		t.Errorf("state %s while run 2 is not ready, want %s", st, Restarting)
 	}
 	s.Stop(time.Now().Add(10 * time.Second))
 	result(t, s)
-	// Each run wrote "MARK PID": the MARK its own check added, its $$.
-	b, err := os.ReadFile(filepath.Join(dir, "marks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	marks := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	if len(marks) != 2 || !strings.HasPrefix(marks[0], "1 ") || !strings.HasPrefix(marks[1], "2 ") {
 		t.Fatalf("the runs wrote %q, want MARK 1 then MARK 2", marks)
 	}
 	want := []string{"start " + marks[0], "close 1", "start " + marks[1], "close 2"}
 	if got := events(); !slices.Equal(got, want) {
 		t.Errorf("events %q, want %q", got, want)
+	}
+}
+
+// waitFirstReady waits until FirstReady is closed, failing the test when
+// the sidecar ends first or 20s pass.
+func waitFirstReady(t *testing.T, s *Sidecar) {
+	t.Helper()
+	select {
+	case <-s.FirstReady():
+	case <-s.Ended():
+		t.Fatalf("ended before ready: %+v", s.Result())
+	case <-time.After(20 * time.Second):
+		t.Fatal("the sidecar never got ready")
 	}
 }
 
