@@ -105,10 +105,26 @@ func TestNotifyRedis(t *testing.T) {
 		if code := r.wait(long); code != 0 {
 			t.Fatalf("mainstay exited %d after SIGTERM, want 0", code)
 		}
-		if !strings.Contains(r.stderr()+readFile(filepath.Join(dir, "mainstay.out")), "ready to exit, bye bye") {
-			t.Error("redis did not shut down cleanly")
-		}
+		mustSayBye(t, r, dir)
 	})
+}
+
+// mustSayBye fails the test unless redis, main or a sidecar, logged its
+// clean shutdown (to mainstay's stdout or stderr, in dir).
+func mustSayBye(t *testing.T, r *run, dir string) {
+	t.Helper()
+	if !strings.Contains(r.stderr()+readFile(filepath.Join(dir, "mainstay.out")), "ready to exit, bye bye") {
+		t.Error("redis did not shut down cleanly")
+	}
+}
+
+// needSystemdNotify fails the test when systemd-notify, the sd_notify
+// client the tests' shell scripts run, is missing.
+func needSystemdNotify(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("systemd-notify"); err != nil {
+		t.Fatal("systemd-notify not installed: run e2e/setup.sh")
+	}
 }
 
 // TestNotifyShellMain: a shell main, as another user, announces itself
@@ -116,9 +132,7 @@ func TestNotifyRedis(t *testing.T) {
 // descriptor it sends), then STOPPING=1 turns health to stopping while
 // main still runs. The helper and the exec probe see no NOTIFY_SOCKET.
 func TestNotifyShellMain(t *testing.T) {
-	if _, err := exec.LookPath("systemd-notify"); err != nil {
-		t.Fatal("systemd-notify not installed: run e2e/setup.sh")
-	}
+	needSystemdNotify(t)
 	eachMode(t, func(t *testing.T, m mode) {
 		dir := dbDir(t, "nobody")
 		readyFile := filepath.Join(dir, "ready")

@@ -51,4 +51,8 @@
 //     policy after a backoff delay. A run never starts once [Sidecar.Stop]
 //     was called: the check and the start share the sidecar's mutex. A
 //     sidecar stopped on request never counts as failed.
+//   - Each run of a sidecar has a [ReadyCheck] of its own, made before the
+//     run starts (its Env reaches that run only) and closed once the run
+//     has exited, before the next one starts: a restarted sidecar is
+//     Restarting until its new run is ready, whatever earlier runs said.
 package mainproc

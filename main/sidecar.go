@@ -49,12 +49,29 @@ type SidecarSpec struct {
 	// resets both the delays and the count of restarts in a row.
 	NewBackOff func() backoff.BackOff
 	MaxDelay   time.Duration
-	// Ready, when set, checks that a run has become ready (its probes); it
-	// runs again after each restart and must return when ctx is done.
-	Ready func(ctx context.Context) error
+	// Ready, when set, is called before each run starts (each restart
+	// included) and returns the check that says when that run is ready
+	// (its probes); an error fails the run's start, as a program that
+	// cannot be started does. Without it, a run is ready once started.
+	Ready func() (ReadyCheck, error)
 	// OnState, when set, is called with each new State, from the
 	// sidecar's own goroutines.
 	OnState func(State)
+}
+
+// ReadyCheck says when one run of a sidecar is ready. Each run has its
+// own, so nothing of an earlier run (a ready=notify socket and what was
+// sent to it) counts for the next.
+type ReadyCheck interface {
+	// Env is added to the run's environment (ready=notify's
+	// NOTIFY_SOCKET), and to no other process's.
+	Env() []string
+	// Wait returns nil once the run, whose PID is pid, is ready, and an
+	// error when ctx is done first (the run exited, or is being stopped).
+	Wait(ctx context.Context, pid int) error
+	// Close releases what the check holds, once the run has exited or
+	// could not start; a Wait that was called has returned by then.
+	Close()
 }
 
 // State is where a sidecar is in its life.
@@ -144,19 +161,8 @@ func (s *Sidecar) State() State {
 	return s.state
 }
 
-// WaitReady blocks until a run of the sidecar has become ready, and returns
-// true; it returns false when the sidecar ended first, or ctx was done
-// first.
-func (s *Sidecar) WaitReady(ctx context.Context) bool {
-	select {
-	case <-s.ready:
-		return true
-	case <-s.ended:
-		return false
-	case <-ctx.Done():
-		return false
-	}
-}
+// FirstReady is closed once a run of the sidecar has become ready.
+func (s *Sidecar) FirstReady() <-chan struct{} { return s.ready }
 
 func (s *Sidecar) setState(st State) {
 	s.mu.Lock()
@@ -175,7 +181,7 @@ func (s *Sidecar) supervise() {
 	restarts := 0
 	s.setState(Starting)
 	for {
-		proc, began, err := s.launch()
+		proc, check, began, err := s.launch()
 		if proc == nil && err != nil {
 			s.end(SidecarResult{Code: reaper.StartFailureCode(err), Restarts: restarts, GaveUp: true, Err: err})
 			return
@@ -184,7 +190,7 @@ func (s *Sidecar) supervise() {
 			s.end(SidecarResult{Restarts: restarts, Stopped: true})
 			return
 		}
-		exit := s.wait(proc)
+		exit := s.wait(proc, check)
 		ran := time.Since(began)
 		if s.isStopping() {
 			s.log.Info("sidecar stopped", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String())
@@ -226,10 +232,11 @@ func (s *Sidecar) supervise() {
 	}
 }
 
-// launch starts one run, unless the sidecar is being stopped (then it
-// returns a nil proc and a nil error). The check and the start are made
-// under s.mu, which Stop takes too: no run can start unseen by a stop.
-func (s *Sidecar) launch() (*reaper.Proc, time.Time, error) {
+// launch starts one run, with its ready check, unless the sidecar is being
+// stopped (then it returns a nil proc and a nil error). The check and the
+// start are made under s.mu, which Stop takes too: no run can start unseen
+// by a stop.
+func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
 	cmd := exec.Command(s.spec.Argv[0], s.spec.Argv[1:]...)
 	cmd.Env = s.spec.Env
 	cmd.Stdout, cmd.Stderr = s.spec.Stdout, s.spec.Stderr
@@ -237,30 +244,46 @@ func (s *Sidecar) launch() (*reaper.Proc, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
-		return nil, time.Time{}, nil
+		return nil, nil, time.Time{}, nil
+	}
+	var check ReadyCheck
+	if s.spec.Ready != nil {
+		c, err := s.spec.Ready()
+		if err != nil {
+			s.log.Error("cannot start sidecar", "argv", s.spec.Argv, "err", err)
+			return nil, nil, time.Time{}, err
+		}
+		check = c
+		if env := c.Env(); len(env) > 0 {
+			cmd.Env = append(cmd.Environ(), env...) // a copy: spec.Env is every run's
+		}
 	}
 	proc, err := s.r.StartGroup(cmd)
 	if err != nil {
+		if check != nil {
+			check.Close()
+		}
 		if err == reaper.ErrClosed {
-			return nil, time.Time{}, nil
+			return nil, nil, time.Time{}, nil
 		}
 		s.log.Error("cannot start sidecar", "argv", s.spec.Argv, "err", err)
-		return nil, time.Time{}, err
+		return nil, nil, time.Time{}, err
 	}
 	s.proc = proc
 	s.log.Info("sidecar started", "pid", proc.PID(), "argv", s.spec.Argv)
-	return proc, time.Now(), nil
+	return proc, check, time.Now(), nil
 }
 
-// wait waits for one run to exit, checking meanwhile that it gets ready.
-func (s *Sidecar) wait(proc *reaper.Proc) reaper.Exit {
+// wait waits for one run to exit, checking meanwhile that it gets ready
+// (a nil check: at once), and closes the check once the run has exited.
+func (s *Sidecar) wait(proc *reaper.Proc, check ReadyCheck) reaper.Exit {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if s.spec.Ready != nil {
-			if err := s.spec.Ready(ctx); err != nil {
+		if check != nil {
+			if err := check.Wait(ctx, proc.PID()); err != nil {
 				return // it exited, or is being stopped, first
 			}
 		}
@@ -273,6 +296,9 @@ func (s *Sidecar) wait(proc *reaper.Proc) reaper.Exit {
 	exit := proc.Wait()
 	cancel()
 	wg.Wait()
+	if check != nil {
+		check.Close()
+	}
 	s.mu.Lock()
 	s.proc = nil
 	s.mu.Unlock()

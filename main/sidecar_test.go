@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,34 +189,66 @@ exit 0`)
 	}
 }
 
-// TestSidecarReady: with probes, the sidecar is ready only once they pass,
-// and again after each restart; WaitReady returns then.
-func TestSidecarReady(t *testing.T) {
-	spec, dir := sidecarSpec(t, `touch $D/ready.$(wc -l < $D/runs); [ $(wc -l < $D/runs) -ge 2 ] && exec sleep 1000; exit 1`)
-	run := 0
-	spec.Ready = func(ctx context.Context) error {
-		run++
-		path := filepath.Join(dir, "ready."+strconv.Itoa(run))
-		for {
-			if _, err := os.Stat(path); err == nil {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Millisecond):
-			}
+// fileCheck is a ReadyCheck for tests: run N is ready once $D/ready.N
+// exists. It records, for each run, the PID Wait was given and whether
+// Close was called, and adds MARK=N to the run's environment.
+type fileCheck struct {
+	dir string
+	run int
+	mu  *sync.Mutex
+	log *[]string // "start N PID", "close N"
+}
+
+func (c *fileCheck) Env() []string { return []string{"MARK=" + strconv.Itoa(c.run)} }
+
+func (c *fileCheck) Wait(ctx context.Context, pid int) error {
+	c.record("start " + strconv.Itoa(c.run) + " " + strconv.Itoa(pid))
+	path := filepath.Join(c.dir, "ready."+strconv.Itoa(c.run))
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+func (c *fileCheck) Close() { c.record("close " + strconv.Itoa(c.run)) }
+
+func (c *fileCheck) record(s string) {
+	c.mu.Lock()
+	*c.log = append(*c.log, s)
+	c.mu.Unlock()
+}
+
+// fileChecks is a SidecarSpec.Ready making one fileCheck per run.
+func fileChecks(dir string) (ready func() (ReadyCheck, error), log func() []string) {
+	var mu sync.Mutex
+	var events []string
+	run := 0
+	return func() (ReadyCheck, error) {
+			run++
+			return &fileCheck{dir: dir, run: run, mu: &mu, log: &events}, nil
+		}, func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), events...)
+		}
+}
+
+// TestSidecarReady: with probes, the sidecar is ready only once they pass,
+// and again after each restart; FirstReady is closed then.
+func TestSidecarReady(t *testing.T) {
+	spec, dir := sidecarSpec(t, `touch $D/ready.$(wc -l < $D/runs); [ $(wc -l < $D/runs) -ge 2 ] && exec sleep 1000; exit 1`)
+	spec.Ready, _ = fileChecks(dir)
 	var mu sync.Mutex
 	var states []State
 	spec.OnState = func(st State) { mu.Lock(); states = append(states, st); mu.Unlock() }
 	s := StartSidecar(shared, spec, quiet)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if !s.WaitReady(ctx) {
-		t.Fatal("WaitReady: the sidecar never got ready")
-	}
+	waitFirstReady(t, s)
 	deadline := time.Now().Add(20 * time.Second)
 	for s.State() != Ready || runs(t, dir) < 2 {
 		if time.Now().After(deadline) {
@@ -229,6 +263,67 @@ func TestSidecarReady(t *testing.T) {
 	// The first run may or may not be seen ready before it exits.
 	if states[0] != Starting || states[len(states)-1] != Ended || !contains(states, Restarting) || !contains(states, Ready) {
 		t.Errorf("states %v, want starting, …, restarting, ready, ended", states)
+	}
+}
+
+// TestSidecarReadyCheckPerRun: each run gets a check of its own, made
+// before it starts: its Env reaches that run only, its Wait is given that
+// run's PID, and it is closed once that run has exited, before the next
+// run starts. A run is not ready until its own check passes: the first
+// run's readiness does not carry over.
+func TestSidecarReadyCheckPerRun(t *testing.T) {
+	// Run 1 is made ready, then exits once told; run 2 waits for ever.
+	spec, dir := sidecarSpec(t, `echo "$MARK $$" >> $D/marks
+[ "$MARK" = 1 ] || exec sleep 1000
+touch $D/ready.1
+while [ ! -e $D/exit ]; do sleep 0.01; done
+exit 1`)
+	var events func() []string
+	spec.Ready, events = fileChecks(dir)
+	var mu sync.Mutex
+	var states []State
+	spec.OnState = func(st State) { mu.Lock(); states = append(states, st); mu.Unlock() }
+	state := func() State { mu.Lock(); defer mu.Unlock(); return states[len(states)-1] }
+	s := StartSidecar(shared, spec, quiet)
+	waitFirstReady(t, s)
+	if err := os.WriteFile(filepath.Join(dir, "exit"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Each run writes "MARK PID": the MARK its own check added, its $$.
+	var marks []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(events()) < 3 || len(marks) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("events %q, marks %q: want run 2 started", events(), marks)
+		}
+		time.Sleep(time.Millisecond)
+		b, _ := os.ReadFile(filepath.Join(dir, "marks"))
+		marks = strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' })
+	}
+	if st := state(); st != Restarting {
+		t.Errorf("state %s while run 2 is not ready, want %s", st, Restarting)
+	}
+	s.Stop(time.Now().Add(10 * time.Second))
+	result(t, s)
+	if len(marks) != 2 || !strings.HasPrefix(marks[0], "1 ") || !strings.HasPrefix(marks[1], "2 ") {
+		t.Fatalf("the runs wrote %q, want MARK 1 then MARK 2", marks)
+	}
+	want := []string{"start " + marks[0], "close 1", "start " + marks[1], "close 2"}
+	if got := events(); !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+}
+
+// waitFirstReady waits until FirstReady is closed, failing the test when
+// the sidecar ends first or 20s pass.
+func waitFirstReady(t *testing.T, s *Sidecar) {
+	t.Helper()
+	select {
+	case <-s.FirstReady():
+	case <-s.Ended():
+		t.Fatalf("ended before ready: %+v", s.Result())
+	case <-time.After(20 * time.Second):
+		t.Fatal("the sidecar never got ready")
 	}
 }
 

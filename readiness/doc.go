@@ -12,13 +12,20 @@
 //     capped: Config.MaxInterval, or [DefaultMaxInterval] per kind when it
 //     is 0), so a slow or hanging probe never delays another. A probe that
 //     has passed stays passed and is not polled again.
-//   - A [Notify] probe is not polled: its goroutine waits for main's
-//     READY=1. Its socket is read from [Notify.Start] until [Notify.Close],
-//     beyond the wait (for STOPPING=1); only messages whose credentials
-//     show main's process tree or main's user are believed, and every
-//     descriptor that arrives with a message is closed at once.
-//   - The wait's deadline is a timer, not a context deadline, so that a
-//     notify probe's EXTEND_TIMEOUT_USEC can move it later (never earlier).
+//   - A [Notify] probe is not polled: its goroutine waits for its sender's
+//     READY=1 (main's, or one sidecar run's). Its socket is read from
+//     [Notify.Start] until [Notify.Close], beyond the wait (for
+//     STOPPING=1); only messages whose credentials show the sender's
+//     process tree or the sender's user are believed, and every
+//     descriptor that arrives with a message is closed at once. Main and
+//     sidecars share this one implementation.
+//   - Each run of a sidecar has a notify socket and ready state of its
+//     own ([Notify.ForRun]): nothing sent to an earlier run's socket can
+//     make a later run ready.
+//   - The wait's deadline is a [Deadline], a timer rather than a context
+//     deadline, so that a notify probe's EXTEND_TIMEOUT_USEC can move it
+//     later (never earlier). A wait without a timeout leaves the
+//     extensions to whoever bounds it.
 //   - Each attempt is bounded by the attempt timeout; an exec probe that
 //     outlives it is killed with its whole process group.
 //   - Exec probes start through the [Runner] (the program's reaper), never

@@ -363,3 +363,103 @@ func TestUpstream(t *testing.T) {
 		up.Send("READY=1") // a nil Upstream does nothing
 	})
 }
+
+// listenRun makes n's socket, closed at the end of the test.
+func listenRun(t *testing.T, n *readiness.Notify) *readiness.Notify {
+	t.Helper()
+	if err := n.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+// A sidecar's runs: each has its own socket and ready state, so a READY=1
+// sent to one run never counts for the next, and the socket of a run that
+// ended refuses messages. Its lines name the sidecar as the sender; the
+// EXTEND_TIMEOUT_USEC of every run reach the sidecar's one channel, which
+// a run's own wait, without a timeout, leaves alone.
+func TestNotifyForRun(t *testing.T) {
+	tmpl := mustParse(t, "notify").(*readiness.Notify)
+	file := mustParse(t, "file:/nonexistent")
+	probes, first := readiness.ForRun([]readiness.Probe{file, tmpl})
+	if first == nil || first == tmpl || probes[1] != first || probes[0] != file {
+		t.Fatalf("ForRun = %v, %v: want the file probe kept and a fresh notify probe in the template's place", probes, first)
+	}
+	if _, none := readiness.ForRun([]readiness.Probe{file}); none != nil {
+		t.Errorf("ForRun without a notify probe returned %v", none)
+	}
+	listenRun(t, first)
+	log, logs := reapertest.NewLog()
+	first.Start(os.Getpid(), mainUID, log)
+	sent := time.Now()
+	if code, out := send(t, first, -1, "READY=1\nSTATUS=up\nEXTEND_TIMEOUT_USEC=5000000", false); code != 0 {
+		t.Fatalf("sender exited %d: %s", code, out)
+	}
+	if err := readiness.Wait(context.Background(), []readiness.Probe{first}, readiness.Config{Runner: runner, Log: log}); err != nil {
+		t.Fatalf("Wait = %v", err)
+	}
+	reapertest.WaitFor(t, "the status", func() bool { return len(logs.Find(t, "sidecar status", "status", "up")) == 1 })
+	if len(logs.Find(t, "sidecar sent READY=1")) != 1 || len(logs.Find(t, "main sent READY=1")) != 0 {
+		t.Errorf("READY=1 records %v, want one naming the sidecar", logs.Records(t))
+	}
+	select {
+	case until := <-tmpl.Extensions():
+		if until.Before(sent.Add(5*time.Second)) || until.After(time.Now().Add(5*time.Second)) {
+			t.Errorf("extended until %s after the message was sent, want 5s after it was read", until.Sub(sent))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("EXTEND_TIMEOUT_USEC did not reach the template's Extensions")
+	}
+
+	second := listenRun(t, tmpl.ForRun())
+	if second.Env() == first.Env() {
+		t.Fatalf("both runs got %s", first.Env())
+	}
+	first.Close()
+	second.Start(os.Getpid(), mainUID, log)
+	if err := second.Check(context.Background(), runner); err == nil || !strings.Contains(err.Error(), "sidecar has not sent READY=1") {
+		t.Errorf("the second run's Check = %v, want not ready (the first run's READY=1 does not count)", err)
+	}
+	// The first run's socket is gone: a late READY=1 sent there is refused.
+	if code, out := send(t, first, -1, "READY=1", false); code != 1 || !strings.Contains(out, "connection refused") {
+		t.Errorf("a READY=1 to the ended run's socket: exit %d %q, want refused", code, out)
+	}
+	if err := second.Check(context.Background(), runner); err == nil {
+		t.Error("the second run is ready without its own READY=1")
+	}
+	if code, out := send(t, second, -1, "READY=1", false); code != 0 {
+		t.Fatalf("sender exited %d: %s", code, out)
+	}
+	if err := readiness.Wait(context.Background(), []readiness.Probe{second}, readiness.Config{Runner: runner, Log: log}); err != nil {
+		t.Fatalf("Wait = %v", err)
+	}
+}
+
+// A Deadline moves later on Extend, never earlier, and not once passed.
+func TestDeadline(t *testing.T) {
+	log, logs := reapertest.NewLog()
+	d := readiness.NewDeadline(time.Hour)
+	defer d.Stop()
+	d.Extend(time.Now().Add(time.Minute), log)
+	if got := d.Timeout(); got != time.Hour {
+		t.Errorf("after an earlier Extend, Timeout = %s, want 1h", got)
+	}
+	d.Extend(time.Now().Add(2*time.Hour), log)
+	if got := d.Timeout(); got < 2*time.Hour || got > 2*time.Hour+time.Minute {
+		t.Errorf("after a later Extend, Timeout = %s, want about 2h", got)
+	}
+	if len(logs.Find(t, "readiness deadline extended")) != 1 {
+		t.Errorf("records %v, want one extension logged", logs.Records(t))
+	}
+
+	short := readiness.NewDeadline(time.Millisecond)
+	<-short.C()
+	short.Extend(time.Now().Add(time.Hour), log)
+	if got := short.Timeout(); got != time.Millisecond {
+		t.Errorf("Extend after the deadline passed: Timeout = %s, want 1ms", got)
+	}
+	if none := readiness.NewDeadline(0); none.C() != nil {
+		t.Error("a deadline without a timeout has a channel")
+	}
+}

@@ -86,8 +86,8 @@ var errTimeout = errors.New("readiness timeout")
 // returns a *NotReadyError when cfg.Timeout elapses first, context.Cause(ctx)
 // when ctx is done first, and the probe's error when a probe can never pass.
 // With no probes it returns nil at once. A notify probe is not polled: it
-// waits for main's READY=1, and main's EXTEND_TIMEOUT_USEC=N moves the
-// end of the wait to at least N from then.
+// waits for its sender's READY=1, and, with a timeout, the sender's
+// EXTEND_TIMEOUT_USEC=N moves the end of the wait to at least N from then.
 func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	if len(probes) == 0 {
 		return nil
@@ -95,25 +95,13 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	start := time.Now()
-	// The deadline is a timer rather than a context deadline, because a
-	// notify probe may move it.
-	var (
-		deadline time.Time
-		expired  <-chan time.Time
-		timer    *time.Timer
-	)
-	if cfg.Timeout > 0 {
-		deadline = start.Add(cfg.Timeout)
-		timer = time.NewTimer(cfg.Timeout)
-		defer timer.Stop()
-		expired = timer.C
-	}
+	dl := NewDeadline(cfg.Timeout)
+	defer dl.Stop()
+	// Without a timeout there is nothing to extend, and the extensions
+	// are left to whoever bounds the wait (a sidecar's runs share theirs).
 	var extended <-chan time.Time
-	for _, p := range probes {
-		if e, ok := p.(extender); ok && timer != nil {
-			extended = e.deadlines() // at most one notify probe
-		}
+	if n := NotifyOf(probes); n != nil && cfg.Timeout > 0 {
+		extended = n.Extensions()
 	}
 	ws := make([]*waiter, len(probes))
 	errs := make(chan error, len(probes))
@@ -139,26 +127,21 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 				first = err
 				cancel(err)
 			}
-		case <-expired:
-			expired = nil
+		case <-dl.C():
 			cancel(errTimeout)
 		case until := <-extended:
-			if expired != nil && until.After(deadline) {
-				deadline = until
-				timer.Reset(time.Until(until))
-				cfg.Log.Info("readiness deadline extended", "timeout", until.Sub(start).Round(time.Millisecond))
-			}
+			dl.Extend(until, cfg.Log)
 		}
 	}
 	wg.Wait()
 	switch {
 	case passed == len(probes):
-		cfg.Log.Info("ready", "elapsed", time.Since(start).Round(time.Millisecond))
+		cfg.Log.Info("ready", "elapsed", dl.Elapsed().Round(time.Millisecond))
 		return nil
 	case parent.Err() != nil:
 		return context.Cause(parent)
 	case errors.Is(context.Cause(ctx), errTimeout):
-		nr := &NotReadyError{After: deadline.Sub(start)}
+		nr := &NotReadyError{After: dl.Timeout()}
 		for _, w := range ws {
 			if !w.passed {
 				err := w.lastErr()
@@ -174,16 +157,62 @@ func Wait(ctx context.Context, probes []Probe, cfg Config) error {
 	}
 }
 
+// Deadline ends a wait once its timeout has elapsed. It is a timer rather
+// than a context deadline because a notify probe's EXTEND_TIMEOUT_USEC may
+// move it later (never earlier): [Wait] keeps one, and so does the wait
+// for a start=before sidecar to be ready, which spans its restarts.
+type Deadline struct {
+	start, at time.Time
+	timer     *time.Timer // nil without a timeout
+}
+
+// NewDeadline starts a deadline timeout from now; with a timeout of 0 it
+// never passes.
+func NewDeadline(timeout time.Duration) *Deadline {
+	d := &Deadline{start: time.Now()}
+	if timeout > 0 {
+		d.at = d.start.Add(timeout)
+		d.timer = time.NewTimer(timeout)
+	}
+	return d
+}
+
+// C receives once when the deadline passes; it is nil without a timeout.
+func (d *Deadline) C() <-chan time.Time {
+	if d.timer == nil {
+		return nil
+	}
+	return d.timer.C
+}
+
+// Extend moves the deadline to until, and logs it, when until is later
+// and the deadline has not passed yet.
+func (d *Deadline) Extend(until time.Time, log *slog.Logger) {
+	if d.timer == nil || !until.After(d.at) || !d.timer.Stop() {
+		return
+	}
+	d.at = until
+	d.timer.Reset(time.Until(until))
+	log.Info("readiness deadline extended", "timeout", d.Timeout().Round(time.Millisecond))
+}
+
+// Timeout is the time the wait was given, extensions included.
+func (d *Deadline) Timeout() time.Duration { return d.at.Sub(d.start) }
+
+// Elapsed is the time since the deadline was started.
+func (d *Deadline) Elapsed() time.Duration { return time.Since(d.start) }
+
+// Stop releases the timer.
+func (d *Deadline) Stop() {
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}
+
 // awaiter is a probe that is not polled: await blocks until the probe
 // passes (nil) or ctx is done.
 type awaiter interface {
 	await(ctx context.Context) error
-}
-
-// extender is a probe that may move the end of the wait: deadlines
-// receives a moment the wait should not end before.
-type extender interface {
-	deadlines() <-chan time.Time
 }
 
 // waiter polls one probe.

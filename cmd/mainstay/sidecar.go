@@ -91,8 +91,11 @@ func (sc *sidecarFlag) setOption(key, v string) error {
 		if err != nil {
 			return err
 		}
-		if needsMain(pr) {
+		if _, ok := pr.(*readiness.Log); ok {
 			return fmt.Errorf("probe %q watches main; a sidecar's ready= cannot use it", v)
+		}
+		if readiness.NotifyOf(sc.ready) != nil && readiness.NotifyOf([]readiness.Probe{pr}) != nil {
+			return fmt.Errorf("given more than once; the sidecar has one $%s", readiness.NotifyEnv)
 		}
 		sc.ready = append(sc.ready, pr)
 	case "start":
@@ -253,24 +256,37 @@ func (s *sidecars) start(ctx context.Context, after bool) error {
 		if after {
 			continue
 		}
-		wctx, cancel := ctx, context.CancelFunc(func() {})
-		if s.cli.ReadyTimeout > 0 {
-			wctx, cancel = context.WithTimeout(ctx, s.cli.ReadyTimeout)
-		}
-		ok := rs.sc.WaitReady(wctx)
-		timedOut := wctx.Err() != nil && ctx.Err() == nil
-		cancel()
-		switch {
-		case ok:
-		case ctx.Err() != nil:
-			return context.Cause(ctx)
-		case timedOut:
-			return &sidecarNotReady{name: f.name, after: s.cli.ReadyTimeout}
-		default:
-			return &sidecarError{name: f.name, result: rs.sc.Result()}
+		if err := s.waitReady(ctx, rs); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// waitReady waits until a run of rs is ready: for --ready-timeout from its
+// start, across its restarts, a limit its ready=notify's
+// EXTEND_TIMEOUT_USEC may move later. It returns a *sidecarNotReady when
+// the time is up, its *sidecarError when it ended first, and the cause
+// when ctx is done first.
+func (s *sidecars) waitReady(ctx context.Context, rs *runningSidecar) error {
+	f := rs.flag
+	dl := readiness.NewDeadline(s.cli.ReadyTimeout)
+	defer dl.Stop()
+	extended := readiness.NotifyOf(f.ready).Extensions()
+	for {
+		select {
+		case <-rs.sc.FirstReady():
+			return nil
+		case <-rs.sc.Ended():
+			return &sidecarError{name: f.name, result: rs.sc.Result()}
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-dl.C():
+			return &sidecarNotReady{name: f.name, after: dl.Timeout()}
+		case until := <-extended:
+			dl.Extend(until, s.log.With("sidecar", f.name))
+		}
+	}
 }
 
 // sidecarNotReady is a start=before sidecar not ready in time.
@@ -308,11 +324,16 @@ func (s *sidecars) launch(f *sidecarFlag) *runningSidecar {
 		spec.Stdout, spec.Stderr = os.Stdout, os.Stderr
 	}
 	if len(f.ready) > 0 {
-		probes := f.ready
-		spec.Ready = func(ctx context.Context) error {
-			cfg := c.probeConfig(s.r, 0, s.log.With("sidecar", f.name))
-			cfg.Runner = u.runner(s.r)
-			return readiness.Wait(ctx, probes, cfg)
+		cfg := c.probeConfig(s.r, 0, s.log.With("sidecar", f.name))
+		cfg.Runner = u.runner(s.r)
+		spec.Ready = func() (mainproc.ReadyCheck, error) {
+			probes, notify := readiness.ForRun(f.ready)
+			if notify != nil {
+				if err := notify.Listen(); err != nil {
+					return nil, err
+				}
+			}
+			return &runReady{probes: probes, notify: notify, uid: u.uid(), cfg: cfg}, nil
 		}
 	}
 	s.mu.Lock()
@@ -334,6 +355,35 @@ func (s *sidecars) launch(f *sidecarFlag) *runningSidecar {
 	}()
 	return rs
 }
+
+// runReady is the ready= check of one run of a sidecar: its probes and,
+// with ready=notify, the run's own notify socket, whose address only this
+// run gets; it is closed once the run has exited. The sidecar's STOPPING=1
+// is only logged: health's "stopping" means the container is going away,
+// and the sidecar's exit that follows is handled as any exit (a restart,
+// health "restarting", or the end of everything).
+type runReady struct {
+	probes []readiness.Probe
+	notify *readiness.Notify // nil without ready=notify
+	uid    int               // the sidecar's user: its messages are believed
+	cfg    readiness.Config  // no timeout: sidecars.waitReady bounds the wait
+}
+
+func (c *runReady) Env() []string {
+	if c.notify == nil {
+		return nil
+	}
+	return []string{c.notify.Env()}
+}
+
+func (c *runReady) Wait(ctx context.Context, pid int) error {
+	if c.notify != nil {
+		c.notify.Start(pid, c.uid, c.cfg.Log)
+	}
+	return readiness.Wait(ctx, c.probes, c.cfg)
+}
+
+func (c *runReady) Close() { c.notify.Close() }
 
 func (s *sidecars) isStopping() bool {
 	s.mu.Lock()

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	mainproc "github.com/mainstay-dev/mainstay/main"
+	"github.com/mainstay-dev/mainstay/readiness"
 )
 
 func TestSidecarBadSpecs(t *testing.T) {
@@ -22,6 +27,7 @@ func TestSidecarBadSpecs(t *testing.T) {
 		{"bad stop-signal", "stop-signal=FOO -- memcached", []string{`"stop-signal=FOO"`, `"FOO"`}},
 		{"bad ready spec", "ready=tcp:99999 -- memcached", []string{`"ready=tcp:99999"`}},
 		{"ready that watches main", "ready=log:x -- memcached", []string{`"ready=log:x"`, "watches main"}},
+		{"ready=notify twice", "ready=notify ready=notify -- memcached", []string{`"ready=notify"`, "more than once"}},
 		{"unknown user", "user=no-such-user-here -- memcached", []string{`"user=no-such-user-here"`, "no such user"}},
 		{"empty name", "name= -- memcached", []string{`"name="`, "empty name"}},
 		{"shell operator", "memcached | tee x", []string{"shell operator"}},
@@ -43,7 +49,7 @@ func TestSidecarBadSpecs(t *testing.T) {
 func TestSidecarSpecs(t *testing.T) {
 	cli := mustParse(t,
 		"--sidecar", "memcached -u nobody",
-		"--sidecar", "name=c ready=tcp:11211 ready=file:/x start=after restart=always retries=0 essential=false stop-signal=INT -- memcached -p 1",
+		"--sidecar", "name=c ready=tcp:11211 ready=notify ready=file:/x start=after restart=always retries=0 essential=false stop-signal=INT -- memcached -p 1",
 		"--sidecar", "runuser -u www-data -- php-fpm -F",
 		"--sidecar", "sh -c 'a'", "--sidecar", "sh -c 'b'",
 		"--", "true")
@@ -54,7 +60,7 @@ func TestSidecarSpecs(t *testing.T) {
 	if s := l[0]; s.name != "memcached" || !slices.Equal(s.argv, []string{"memcached", "-u", "nobody"}) || s.after || s.restart != mainproc.RestartOnFailure || s.retries != 5 || !s.essential || s.stopSignal != 15 {
 		t.Errorf("bare sidecar %+v, want the defaults", s)
 	}
-	if s := l[1]; s.name != "c" || len(s.ready) != 2 || !s.after || s.restart != mainproc.RestartAlways || s.retries != 0 || s.essential || s.stopSignal != 2 || !slices.Equal(s.argv, []string{"memcached", "-p", "1"}) {
+	if s := l[1]; s.name != "c" || len(s.ready) != 3 || readiness.NotifyOf(s.ready) == nil || !s.after || s.restart != mainproc.RestartAlways || s.retries != 0 || s.essential || s.stopSignal != 2 || !slices.Equal(s.argv, []string{"memcached", "-p", "1"}) {
 		t.Errorf("sidecar with options %+v", s)
 	}
 	if s := l[2]; !slices.Equal(s.argv, []string{"runuser", "-u", "www-data", "--", "php-fpm", "-F"}) {
@@ -62,5 +68,38 @@ func TestSidecarSpecs(t *testing.T) {
 	}
 	if l[3].name != "sh#4" || l[4].name != "sh#5" {
 		t.Errorf("names %q %q, want sh#4 sh#5 (position among the sidecars)", l[3].name, l[4].name)
+	}
+}
+
+// TestSidecarNotifyExtend: a start=before sidecar's ready=notify
+// EXTEND_TIMEOUT_USEC moves the end of its wait past --ready-timeout;
+// without it the same sidecar is not ready in time (124, main never
+// started).
+func TestSidecarNotifyExtend(t *testing.T) {
+	if _, err := exec.LookPath("systemd-notify"); err != nil {
+		t.Skip("systemd-notify not installed (e2e/setup.sh installs it)")
+	}
+	for _, tc := range []struct {
+		name, extend string
+		code         int
+		stderr       string
+	}{
+		{"extended", "systemd-notify EXTEND_TIMEOUT_USEC=30000000", 0, "readiness deadline extended"},
+		{"not extended", "true", 124, "sidecar not ready in time; main not started"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ran := filepath.Join(dir, "main.ran")
+			// READY=1 comes when twice --ready-timeout has passed: the
+			// time itself is what the test is about.
+			sc := "name=slow ready=notify -- sh -c '" + tc.extend + "; sleep 1.2; systemd-notify --ready; exec sleep 1000'"
+			code, _, stderr := runMainstay(t, nil, "--ready-timeout", "600ms", "--sidecar", sc, "--", "touch", ran)
+			if code != tc.code || !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("exit %d, want %d with %q", code, tc.code, tc.stderr)
+			}
+			if _, err := os.Stat(ran); (err == nil) != (tc.code == 0) {
+				t.Errorf("main ran: %v, want %v", err == nil, tc.code == 0)
+			}
+		})
 	}
 }
