@@ -30,16 +30,12 @@ import (
 var version = ""
 
 func main() {
-	// Two Ps, whatever the host's CPU count: mainstay mostly sleeps in
-	// system calls. With one, each time the reaper's goroutine blocks in
-	// waitid the runtime hands its only P to a freshly woken thread, which
-	// made reaping 20,000 orphans cost 35 % more CPU; with two, the
-	// second P stays idle and nothing is handed off. More than two only
-	// add threads and per-P memory on a big host (docs/performance.md).
-	// Setting it also stops the runtime's periodic update from the
-	// cgroup's CPU limit. Set here, not in the environment, which main
-	// would inherit.
-	runtime.GOMAXPROCS(2)
+	// One P while mainstay starts main and polls its probes; two once
+	// main is in the foreground (see run). Set here, not in the
+	// environment, which main would inherit; setting it also stops the
+	// runtime's periodic update from the cgroup's CPU limit, and keeps a
+	// big host from giving a PID 1 that mostly sleeps dozens of Ps.
+	runtime.GOMAXPROCS(1)
 	if len(os.Args) > 1 && os.Args[1] == "health" {
 		os.Exit(health(os.Args[2:], os.Stdout, os.Stderr))
 	}
@@ -186,6 +182,12 @@ func run(args []string, stderr io.Writer) int {
 
 	setPhase(phaseRun)
 	p.Foreground(tty)
+	// Measured (docs/performance.md): a polled probe costs 20 % less CPU
+	// with one P (no second P for the runtime to wake a thread for after
+	// each attempt), reaping an orphan storm 27 % less with two: with
+	// one, each time the reaper's waitid blocks, the runtime hands the
+	// only P to a newly woken thread; with an idle second P it does not.
+	runtime.GOMAXPROCS(2)
 	log.Info("main in the foreground", "pid", p.PID())
 	var why *sidecarError
 	select {
