@@ -315,8 +315,8 @@ func (p *Proc) Wait() Exit {
 }
 
 // Stopped reports whether the child is stopped by a job-control signal.
-// It reaps first, so a stop that the kernel has reported but whose SIGCHLD
-// the reaper goroutine has not handled yet is seen too.
+// It reaps first, so a stop that the kernel has reported but the reaper
+// goroutine has not drained yet is seen too.
 func (p *Proc) Stopped() bool {
 	p.r.drain()
 	p.r.mu.Lock()
