@@ -263,11 +263,11 @@ while :; do sleep 0.05; done
 	waitFor(t, long, "the orphans to be gone, none a zombie", func() bool {
 		procs = c.top()
 		for _, p := range procs {
-			if strings.HasPrefix(p.stat, "Z") || strings.HasPrefix(p.args, "sleep 0.") && p.args != "sleep 0.05" {
+			if strings.HasPrefix(p.args, "sleep 0.") && p.args != "sleep 0.05" {
 				return false
 			}
 		}
-		return true
+		return c.zombies() == 0
 	})
 	var refs []procRef
 	for _, p := range procs {
@@ -293,5 +293,45 @@ while :; do sleep 0.05; done
 			t.Errorf("process %d of the container is still running", r.pid)
 			_ = syscall.Kill(r.pid, syscall.SIGKILL)
 		}
+	}
+}
+
+// TestDockerExecOrphans: a process that docker exec starts is not
+// mainstay's child, but the orphans it leaves are reparented to PID 1,
+// which must reap them both while main runs (the reaper then sleeps in
+// waitid) and before main exists, while mainstay has no child at all (it
+// then listens for SIGCHLD): here during a --wait-for that never passes.
+func TestDockerExecOrphans(t *testing.T) {
+	t.Parallel()
+	d := needDocker(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		up   string // what the log says once mainstay is in the phase to test
+	}{
+		{"main running", []string{"--", "sleep", "1000"}, "main in the foreground"},
+		{"no child at all", []string{"--log-level", "debug", "--wait-for", "tcp:127.0.0.1:1", "--wait-for-timeout", "10m", "--", "sleep", "1000"}, `"msg":"probe failed"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := d.runDetached(t, "", append([]string{d.toolbox(t)}, tc.args...)...)
+			c.waitLogs(long, tc.up, 1)
+			// The exec'd sh exits at once (docker exec returns: the sleeps
+			// do not hold its output open); its two sleeps become PID 1's.
+			if out, err := c.exec("sh", "-c", "sleep 0.2 >/dev/null 2>&1 & sleep 0.3 >/dev/null 2>&1 & exit 0"); err != nil {
+				t.Fatalf("docker exec: %v\n%s", err, out)
+			}
+			waitFor(t, long, "the exec'd orphans to be reaped, none a zombie", func() bool {
+				for _, p := range c.top() {
+					if strings.HasPrefix(p.args, "sleep 0.") {
+						return false
+					}
+				}
+				return c.zombies() == 0
+			})
+			if tc.name == "no child at all" && len(c.records("main started")) != 0 {
+				t.Fatal("main started: the wait for tcp:127.0.0.1:1 should still be going on")
+			}
+		})
 	}
 }

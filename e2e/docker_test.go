@@ -350,6 +350,22 @@ func (c *container) exec(args ...string) (string, error) {
 	return dockerCmd(append([]string{"exec", c.name}, args...)...)
 }
 
+// zombies counts the unreaped children of the container's PID 1, read
+// from the host's /proc. docker top cannot show them: on cgroup v1 a
+// process leaves its cgroup when it exits, before it is reaped.
+func (c *container) zombies() int {
+	c.t.Helper()
+	var pid int
+	fmt.Sscan(c.inspect(".State.Pid"), &pid)
+	n := 0
+	for _, p := range children(pid) {
+		if p.state == 'Z' {
+			n++
+		}
+	}
+	return n
+}
+
 // topProc is one line of docker top -eo pid,stat,uid,args, with the PID
 // as the host sees it.
 type topProc struct {
