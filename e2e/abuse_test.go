@@ -5,6 +5,9 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,4 +202,119 @@ func TestInheritedIgnore(t *testing.T) {
 			t.Errorf("logged inherited signals %q, want [SIGHUP SIGINT]", got)
 		}
 	})
+}
+
+// TestStuckInKernel: a process that SIGKILL cannot end (frozen by the
+// cgroup freezer, which shows as D state, as a process in a hung NFS call
+// does) must not keep mainstay from finishing: it gives up
+// reaper.KillWait (1 s) after the SIGKILL, says so, and exits with main's
+// code. As PID 1 its exit itself then waits in the kernel, which ends a
+// PID namespace only once every process in it is gone; the test thaws the
+// process after the give-up to see the code.
+func TestStuckInKernel(t *testing.T) {
+	const grace, killWait = time.Second, time.Second
+	// finish waits for mainstay's exit code: at once when it is not PID 1,
+	// after thawing the stuck process when it is.
+	finish := func(t *testing.T, m mode, r *run, giveUp string, thaw func()) int {
+		r.waitLog(giveUp)
+		if m.pid1 {
+			thaw()
+		}
+		return r.wait(long)
+	}
+	eachMode(t, func(t *testing.T, m mode) {
+		t.Run("leftover", func(t *testing.T) {
+			dir := t.TempDir()
+			main := script(t, dir, "main.sh", `sleep 1000 & echo $! > "$D/left.tmp"; mv "$D/left.tmp" "$D/left.pid"
+trap 'exit 5' TERM
+while :; do sleep 0.05; done
+`)
+			r := start(t, m, dir, "--log-format", "json", "--grace", grace.String(),
+				"--ready", "file:"+filepath.Join(dir, "left.pid"), "--", "sh", main)
+			left := r.pidFile("left.pid")
+			r.waitLog("main in the foreground")
+			thaw := freeze(t, left.pid)
+			sent := time.Now()
+			r.signal(unix.SIGTERM)
+			const giveUp = "processes still there after SIGKILL (stuck in the kernel, D state?); giving up on them"
+			if got := finish(t, m, r, giveUp, thaw); got != 5 {
+				t.Errorf("exit code %d, want main's 5", got)
+			}
+			if took := r.mustLog(giveUp).time().Sub(sent); took < grace+killWait {
+				t.Errorf("gave up %s after SIGTERM, before --grace %s and the %s after SIGKILL had passed", took, grace, killWait)
+			}
+			if n := r.mustLog(giveUp).num("count"); n != 1 {
+				t.Errorf("gave up on %d processes, want 1", n)
+			}
+			r.mustLog("leftover processes did not exit within grace; killing them")
+		})
+		t.Run("main", func(t *testing.T) {
+			dir := t.TempDir()
+			main := script(t, dir, "main.sh", `echo $$ > "$D/main.tmp"; mv "$D/main.tmp" "$D/main.pid"
+trap 'exit 5' TERM
+while :; do sleep 0.05; done
+`)
+			r := start(t, m, dir, "--log-format", "json", "--grace", grace.String(),
+				"--ready", "file:"+filepath.Join(dir, "main.pid"), "--", "sh", main)
+			mp := r.pidFile("main.pid")
+			r.waitLog("main in the foreground")
+			thaw := freeze(t, mp.pid)
+			r.signal(unix.SIGTERM)
+			const giveUp = "main still there after SIGKILL (stuck in the kernel, D state?); giving up on it"
+			if got := finish(t, m, r, giveUp, thaw); got != 137 {
+				t.Errorf("exit code %d, want 137: main was sent SIGKILL", got)
+			}
+			r.mustLog("main did not exit within grace; killing it")
+			if l := r.mustLog("main exited"); l.num("exit_code") != 137 {
+				t.Errorf("main exited with exit_code %d, want 137", l.num("exit_code"))
+			}
+		})
+	})
+}
+
+// freeze puts pid into a cgroup v1 freezer group of its own and freezes
+// it: the process then sleeps in the kernel (state D) and stays alive
+// through SIGKILL until it is thawed. The returned thaw thaws it (once);
+// at the test's end it is thawed, killed and the group removed.
+func freeze(t *testing.T, pid int) (thaw func()) {
+	t.Helper()
+	root := "/sys/fs/cgroup/freezer"
+	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
+		t.Fatalf("this test needs the cgroup v1 freezer at %s (as on this project's machines): %v", root, err)
+	}
+	g, err := os.MkdirTemp(root, "mainstay-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(file, v string) error { return os.WriteFile(filepath.Join(g, file), []byte(v), 0o644) }
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			if err := write("freezer.state", "THAWED"); err != nil {
+				t.Errorf("thaw: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		thaw()
+		_ = unix.Kill(pid, unix.SIGKILL)
+		waitFor(t, short, "the thawed process to leave its freezer group", func() bool {
+			b, _ := os.ReadFile(filepath.Join(g, "cgroup.procs"))
+			return len(strings.TrimSpace(string(b))) == 0
+		})
+		if err := os.Remove(g); err != nil {
+			t.Errorf("remove freezer group: %v", err)
+		}
+	})
+	if err := write("cgroup.procs", strconv.Itoa(pid)); err != nil {
+		t.Fatal(err)
+	}
+	if err := write("freezer.state", "FROZEN"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, short, "the freezer group to be frozen", func() bool {
+		b, _ := os.ReadFile(filepath.Join(g, "freezer.state"))
+		return strings.TrimSpace(string(b)) == "FROZEN"
+	})
+	return thaw
 }

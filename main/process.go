@@ -49,6 +49,7 @@ type Process struct {
 	abortSig   syscall.Signal
 	stopping   chan struct{} // closed when main is first asked to stop
 	stuck      chan struct{} // closed when main outlived its SIGKILL by reaper.KillWait
+	ended      chan struct{} // closed when main has exited or is stuck: loop has returned
 
 	mu       sync.Mutex
 	deadline time.Time // end of the stop's budget, once asked to stop
@@ -69,6 +70,7 @@ func Start(r *reaper.Reaper, sigs *Signals, argv []string, opts Options, log *sl
 		aborted:  make(chan struct{}),
 		stopping: make(chan struct{}),
 		stuck:    make(chan struct{}),
+		ended:    make(chan struct{}),
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -110,8 +112,9 @@ func Start(r *reaper.Reaper, sigs *Signals, argv []string, opts Options, log *sl
 // PID is main's process ID.
 func (p *Process) PID() int { return p.proc.PID() }
 
-// Done is closed once main has exited.
-func (p *Process) Done() <-chan struct{} { return p.proc.Done() }
+// Done is closed once main has exited, or has been given up on because it
+// outlived its SIGKILL (see [Process.Wait]).
+func (p *Process) Done() <-chan struct{} { return p.ended }
 
 // Wait blocks until main has exited and returns how. When main does not
 // die within [reaper.KillWait] of its SIGKILL (stuck in the kernel), Wait
@@ -155,11 +158,12 @@ func (p *Process) Stop(reason string) {
 }
 
 // loop is the only code that signals main. It returns once main has
-// exited, but the subscription stays: without a handler, a SIGTERM during
+// exited or has been given up on (closing ended), but the subscription stays: without a handler, a SIGTERM during
 // the final sweep would make a Go PID 1 exit 2, and anywhere else kill
 // mainstay before its leftovers are stopped. Later signals fill the
 // channel's buffer and are then dropped.
 func (p *Process) loop() {
+	defer close(p.ended)
 	var kill, giveUp <-chan time.Time
 	// askStop starts the stop, once: the budget runs from here. The line
 	// is logged before the signal goes out, so it always precedes what
