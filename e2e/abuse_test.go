@@ -213,56 +213,50 @@ func TestInheritedIgnore(t *testing.T) {
 // process after the give-up to see the code.
 func TestStuckInKernel(t *testing.T) {
 	const grace, killWait = time.Second, time.Second
-	// finish waits for mainstay's exit code: at once when it is not PID 1,
-	// after thawing the stuck process when it is.
-	finish := func(t *testing.T, m mode, r *run, giveUp string, thaw func()) int {
+	// stuck runs main (a script that writes the PID to freeze to
+	// $D/stuck.pid, then exits 5 on SIGTERM), freezes that process, sends
+	// mainstay SIGTERM, and returns mainstay's exit code once it has logged
+	// giveUp: at once when it is not PID 1, after thawing the process when
+	// it is. It also returns the run and when SIGTERM was sent.
+	stuck := func(t *testing.T, m mode, who, giveUp string) (int, *run, time.Time) {
+		dir := t.TempDir()
+		main := script(t, dir, "main.sh", who+` > "$D/stuck.tmp"; mv "$D/stuck.tmp" "$D/stuck.pid"
+trap 'exit 5' TERM
+while :; do sleep 0.05; done
+`)
+		r := start(t, m, dir, "--log-format", "json", "--grace", grace.String(),
+			"--ready", "file:"+filepath.Join(dir, "stuck.pid"), "--", "sh", main)
+		p := r.pidFile("stuck.pid")
+		r.waitLog("main in the foreground")
+		thaw := freeze(t, p.pid)
+		sent := time.Now()
+		r.signal(unix.SIGTERM)
 		r.waitLog(giveUp)
 		if m.pid1 {
 			thaw()
 		}
-		return r.wait(long)
+		return r.wait(long), r, sent
 	}
 	eachMode(t, func(t *testing.T, m mode) {
 		t.Run("leftover", func(t *testing.T) {
-			dir := t.TempDir()
-			main := script(t, dir, "main.sh", `sleep 1000 & echo $! > "$D/left.tmp"; mv "$D/left.tmp" "$D/left.pid"
-trap 'exit 5' TERM
-while :; do sleep 0.05; done
-`)
-			r := start(t, m, dir, "--log-format", "json", "--grace", grace.String(),
-				"--ready", "file:"+filepath.Join(dir, "left.pid"), "--", "sh", main)
-			left := r.pidFile("left.pid")
-			r.waitLog("main in the foreground")
-			thaw := freeze(t, left.pid)
-			sent := time.Now()
-			r.signal(unix.SIGTERM)
 			const giveUp = "processes still there after SIGKILL (stuck in the kernel, D state?); giving up on them"
-			if got := finish(t, m, r, giveUp, thaw); got != 5 {
-				t.Errorf("exit code %d, want main's 5", got)
+			code, r, sent := stuck(t, m, "sleep 1000 & echo $!", giveUp)
+			if code != 5 {
+				t.Errorf("exit code %d, want main's 5", code)
 			}
-			if took := r.mustLog(giveUp).time().Sub(sent); took < grace+killWait {
+			l := r.mustLog(giveUp)
+			if took := l.time().Sub(sent); took < grace+killWait {
 				t.Errorf("gave up %s after SIGTERM, before --grace %s and the %s after SIGKILL had passed", took, grace, killWait)
 			}
-			if n := r.mustLog(giveUp).num("count"); n != 1 {
+			if n := l.num("count"); n != 1 {
 				t.Errorf("gave up on %d processes, want 1", n)
 			}
 			r.mustLog("leftover processes did not exit within grace; killing them")
 		})
 		t.Run("main", func(t *testing.T) {
-			dir := t.TempDir()
-			main := script(t, dir, "main.sh", `echo $$ > "$D/main.tmp"; mv "$D/main.tmp" "$D/main.pid"
-trap 'exit 5' TERM
-while :; do sleep 0.05; done
-`)
-			r := start(t, m, dir, "--log-format", "json", "--grace", grace.String(),
-				"--ready", "file:"+filepath.Join(dir, "main.pid"), "--", "sh", main)
-			mp := r.pidFile("main.pid")
-			r.waitLog("main in the foreground")
-			thaw := freeze(t, mp.pid)
-			r.signal(unix.SIGTERM)
-			const giveUp = "main still there after SIGKILL (stuck in the kernel, D state?); giving up on it"
-			if got := finish(t, m, r, giveUp, thaw); got != 137 {
-				t.Errorf("exit code %d, want 137: main was sent SIGKILL", got)
+			code, r, _ := stuck(t, m, "echo $$", "main still there after SIGKILL (stuck in the kernel, D state?); giving up on it")
+			if code != 137 {
+				t.Errorf("exit code %d, want 137: main was sent SIGKILL", code)
 			}
 			r.mustLog("main did not exit within grace; killing it")
 			if l := r.mustLog("main exited"); l.num("exit_code") != 137 {
