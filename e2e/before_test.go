@@ -333,13 +333,6 @@ INSERT INTO migration_runs DEFAULT VALUES;
 			t.Errorf("first probe passed in phase %q", l.str("phase"))
 		}
 
-		app.signal(syscall.SIGTERM)
-		if code := app.wait(long); code != 143 && code != 0 {
-			t.Errorf("app exit %d after SIGTERM, want httpd's 143 or 0", code)
-		}
-		db.signal(syscall.SIGTERM)
-		if code := db.wait(long); code != 0 {
-			t.Errorf("db exit %d after SIGTERM, want 0", code)
-		}
+		stopAppThenDB(t, app, db)
 	})
 }

@@ -253,8 +253,8 @@ func TestDockerReadmeExample(t *testing.T) {
 
 // TestDockerReadOnly runs the Redis recipe's image with a read-only root
 // file system and a tmpfs for the ready file's directory: mainstay, its
-// ready file and the HEALTHCHECK work there. (A later readiness kind that
-// needs a writable path, such as a notify socket, is one more case here.)
+// ready file, its --ready notify (an abstract socket, no file) and the
+// HEALTHCHECK work there.
 func TestDockerReadOnly(t *testing.T) {
 	t.Parallel()
 	d := needDocker(t)

@@ -350,12 +350,19 @@ func TestRecipeApp(t *testing.T) {
 	if !strings.Contains(app.stderr(), `msg="before task succeeded"`) || strings.Count(app.stderr(), `msg="before task started"`) != 1 {
 		t.Errorf("want one before task, succeeded:\n%s", app.stderr())
 	}
+	stopAppThenDB(t, app, db)
+}
+
+// stopAppThenDB stops the app recipe's two mainstays as Compose does, the
+// app first: the app (httpd as main) exits 143 or 0, the database 0.
+func stopAppThenDB(t *testing.T, app, db *run) {
+	t.Helper()
 	app.signal(syscall.SIGTERM)
 	if code := app.wait(long); code != 143 && code != 0 {
 		t.Errorf("app exit %d after SIGTERM, want httpd's 143 or 0", code)
 	}
 	db.signal(syscall.SIGTERM)
 	if code := db.wait(long); code != 0 {
-		t.Errorf("db exit %d after SIGTERM", code)
+		t.Errorf("db exit %d after SIGTERM, want 0", code)
 	}
 }
