@@ -103,6 +103,11 @@ func redirect(t *testing.T) (stdout, stderr string) {
 	return stdout, stderr
 }
 
+func short(t helpers.Task, name string) helpers.Task {
+	t.Short = name
+	return t
+}
+
 func TestRunPrefix(t *testing.T) {
 	tests := []struct {
 		name             string
@@ -111,12 +116,12 @@ func TestRunPrefix(t *testing.T) {
 		wantOut, wantErr string
 	}{
 		{
-			name:   "lines prefixed with the program name, numbered when shared",
+			name:   "lines prefixed with the task's short name, else its program's",
 			prefix: "[{helper}] ",
 			tasks: []helpers.Task{
-				sh(`echo one; printf 'unfinished'`),
+				short(sh(`echo one; printf 'unfinished'`), "sh#1"),
 				{Name: "printf", Argv: []string{"printf", `a\n\nb\n`}},
-				sh(`echo oops >&2`),
+				short(sh(`echo oops >&2`), "sh#3"),
 			},
 			wantOut: "[sh#1] one\n[sh#1] unfinished\n[printf] a\n[printf] \n[printf] b\n",
 			wantErr: "[sh#3] oops\n",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/mainstay-dev/mainstay/main/registry"
 	"github.com/mainstay-dev/mainstay/reaper"
 )
 
@@ -25,7 +26,13 @@ type Runner interface {
 type Task struct {
 	// Name is the command as the user wrote it; logs and errors use it.
 	Name string
-	Argv []string
+	// Short names it in its output's prefix: its program's base name,
+	// with #N when several share it; Argv[0]'s base name when empty.
+	Short string
+	Argv  []string
+	// Child, when set, is its registry entry, kept up to date while it
+	// runs.
+	Child *registry.Child
 }
 
 // Policy says what a failed task does to the run.
@@ -131,12 +138,11 @@ func (e *Error) ExitCode() int {
 // failed under Continue), a *Error for the task that failed under Stop, and
 // context.Cause(ctx) when ctx is done first; the running task is killed then.
 func Run(ctx context.Context, tasks []Task, cfg Config) error {
-	names := shortNames(tasks)
 	for i, t := range tasks {
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
-		err := runTries(ctx, t, names[i], cfg)
+		err := runTries(ctx, t, cfg)
 		if err == nil {
 			continue
 		}
@@ -163,14 +169,14 @@ const prefixDelay = time.Second
 // runTries runs t up to 1+cfg.Retries times, until it succeeds, waiting
 // cfg.NewBackOff's delays in between. It returns the last failure. A stop
 // (ctx done) ends the tries at once, during a try or a delay.
-func runTries(ctx context.Context, t Task, name string, cfg Config) *Error {
+func runTries(ctx context.Context, t Task, cfg Config) *Error {
 	var b backoff.BackOff = &backoff.ZeroBackOff{}
 	if cfg.NewBackOff != nil {
 		b = cfg.NewBackOff()
 	}
 	b.Reset()
 	for try := 1; ; try++ {
-		err := run(ctx, t, name, cfg)
+		err := run(ctx, t, cfg)
 		if err == nil {
 			return nil
 		}
@@ -191,7 +197,7 @@ func runTries(ctx context.Context, t Task, name string, cfg Config) *Error {
 	}
 }
 
-func run(ctx context.Context, t Task, name string, cfg Config) *Error {
+func run(ctx context.Context, t Task, cfg Config) *Error {
 	tctx := ctx
 	if cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -206,6 +212,10 @@ func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 	if cfg.TTY != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: int(cfg.TTY.Fd())}
 	} else if cfg.Prefix != "" {
+		name := t.Short
+		if name == "" {
+			name = filepath.Base(t.Argv[0])
+		}
 		prefix := ExpandPrefix(cfg.Prefix, name)
 		stdout := NewPrefixer(os.Stdout, prefix)
 		stderr := NewPrefixer(os.Stderr, prefix)
@@ -216,7 +226,13 @@ func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 	}
 	start := time.Now()
 	cfg.Log.Info(cfg.kind()+" started", "helper", t.Name)
+	t.Child.Started(0, start, registry.Running)
 	exit, err := cfg.Runner.Run(tctx, cmd)
+	if err == nil {
+		t.Child.Exited(exit, time.Now(), registry.Exited)
+	} else {
+		t.Child.Set(registry.Exited)
+	}
 	if cfg.TTY != nil && cfg.Reclaim != nil {
 		cfg.Reclaim()
 	}

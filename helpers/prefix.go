@@ -3,8 +3,6 @@ package helpers
 import (
 	"bytes"
 	"io"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -61,23 +59,6 @@ func (p *Prefixer) Flush() {
 	if len(p.line) > 0 {
 		p.emit(append(p.line, '\n'))
 	}
-}
-
-// shortNames names each task for its prefix: the base name of its program,
-// followed by "#N" (its position, from 1) when several tasks share it.
-func shortNames(tasks []Task) []string {
-	count := map[string]int{}
-	for _, t := range tasks {
-		count[filepath.Base(t.Argv[0])]++
-	}
-	names := make([]string, len(tasks))
-	for i, t := range tasks {
-		names[i] = filepath.Base(t.Argv[0])
-		if count[names[i]] > 1 {
-			names[i] += "#" + strconv.Itoa(i+1)
-		}
-	}
-	return names
 }
 
 // NewPrefixer returns a Prefixer that writes to w; an empty prefix still

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/mainstay-dev/mainstay/main/registry"
 	"github.com/mainstay-dev/mainstay/reaper"
 	"golang.org/x/sys/unix"
 )
@@ -57,6 +58,9 @@ type SidecarSpec struct {
 	// OnState, when set, is called with each new State, from the
 	// sidecar's own goroutines.
 	OnState func(State)
+	// Child, when set, is the sidecar's registry entry; the sidecar's
+	// goroutine is its only writer.
+	Child *registry.Child
 }
 
 // ReadyCheck says when one run of a sidecar is ready. Each run has its
@@ -90,11 +94,9 @@ const (
 
 // SidecarResult is how a sidecar ended.
 type SidecarResult struct {
-	// Exit is its last exit; for a program that could not start, the
-	// code is that of [reaper.StartFailureCode].
+	// Exit is its last exit; zero for a program that could not start
+	// (then Err says why).
 	Exit reaper.Exit
-	// Code is the exit code for Exit (127 or 126 when it could not start).
-	Code int
 	// Restarts counts the restarts in a row before the end.
 	Restarts int
 	// GaveUp is set when it failed and its retries were used up (or it
@@ -183,7 +185,7 @@ func (s *Sidecar) supervise() {
 	for {
 		proc, check, began, err := s.launch()
 		if proc == nil && err != nil {
-			s.end(SidecarResult{Code: reaper.StartFailureCode(err), Restarts: restarts, GaveUp: true, Err: err})
+			s.end(SidecarResult{Restarts: restarts, GaveUp: true, Err: err})
 			return
 		}
 		if proc == nil {
@@ -191,17 +193,18 @@ func (s *Sidecar) supervise() {
 			return
 		}
 		exit := s.wait(proc, check)
+		s.spec.Child.Exited(exit, time.Now(), registry.Exited)
 		ran := time.Since(began)
 		if s.isStopping() {
 			s.log.Info("sidecar stopped", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String())
-			s.end(SidecarResult{Exit: exit, Code: exit.Code(), Restarts: restarts, Stopped: true})
+			s.end(SidecarResult{Exit: exit, Restarts: restarts, Stopped: true})
 			return
 		}
 		if ran > s.spec.MaxDelay {
 			restarts = 0 // it ran long enough to count as stable
 			b.Reset()
 		}
-		res := SidecarResult{Exit: exit, Code: exit.Code(), Restarts: restarts}
+		res := SidecarResult{Exit: exit, Restarts: restarts}
 		switch {
 		case s.spec.Restart == RestartNo:
 			s.log.Info("sidecar exited; not restarted (restart=no)", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String())
@@ -221,12 +224,13 @@ func (s *Sidecar) supervise() {
 		delay := b.NextBackOff()
 		s.log.Warn("sidecar exited; restarting", "pid", proc.PID(), "exit_code", exit.Code(), "status", exit.String(), "restart", restarts, "delay", delay, "ran", ran.Round(time.Millisecond))
 		s.setState(Restarting)
+		s.spec.Child.Backoff(time.Now().Add(delay), restarts)
 		timer := time.NewTimer(delay)
 		select {
 		case <-timer.C:
 		case <-s.stop:
 			timer.Stop()
-			s.end(SidecarResult{Exit: exit, Code: exit.Code(), Restarts: restarts, Stopped: true})
+			s.end(SidecarResult{Exit: exit, Restarts: restarts, Stopped: true})
 			return
 		}
 	}
@@ -270,6 +274,11 @@ func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
 		return nil, nil, time.Time{}, err
 	}
 	s.proc = proc
+	if check != nil {
+		s.spec.Child.Started(proc.PID(), time.Now(), registry.Starting)
+	} else {
+		s.spec.Child.Started(proc.PID(), time.Now(), registry.Running)
+	}
 	s.log.Info("sidecar started", "pid", proc.PID(), "argv", s.spec.Argv)
 	return proc, check, time.Now(), nil
 }
@@ -290,6 +299,7 @@ func (s *Sidecar) wait(proc *reaper.Proc, check ReadyCheck) reaper.Exit {
 		if ctx.Err() == nil {
 			s.log.Info("sidecar ready", "pid", proc.PID())
 			s.setState(Ready)
+			s.spec.Child.Set(registry.Running)
 			s.readyOne.Do(func() { close(s.ready) })
 		}
 	}()
@@ -313,6 +323,14 @@ func (s *Sidecar) isStopping() bool {
 
 func (s *Sidecar) end(res SidecarResult) {
 	s.result = res
+	state := registry.Exited
+	switch {
+	case res.Stopped:
+		state = registry.Stopped
+	case res.GaveUp:
+		state = registry.GaveUp
+	}
+	s.spec.Child.Set(state)
 	s.setState(Ended)
 	close(s.ended)
 }

@@ -59,7 +59,7 @@ func result(t *testing.T, s *Sidecar) SidecarResult {
 func TestSidecarGivesUp(t *testing.T) {
 	spec, dir := sidecarSpec(t, `exit 7`)
 	res := result(t, StartSidecar(shared, spec, quiet))
-	if !res.GaveUp || res.Code != 7 || res.Restarts != 3 || res.Stopped {
+	if !res.GaveUp || res.Exit.Code() != 7 || res.Restarts != 3 || res.Stopped {
 		t.Errorf("result %+v, want gave up with 7 after 3 restarts", res)
 	}
 	if n := runs(t, dir); n != 4 {
@@ -86,7 +86,7 @@ func TestSidecarPolicies(t *testing.T) {
 			spec, dir := sidecarSpec(t, tc.script)
 			spec.Restart = tc.restart
 			res := result(t, StartSidecar(shared, spec, quiet))
-			if res.GaveUp != tc.gaveUp || res.Code != tc.code {
+			if res.GaveUp != tc.gaveUp || res.Exit.Code() != tc.code {
 				t.Errorf("result %+v, want gave up %v, code %d", res, tc.gaveUp, tc.code)
 			}
 			if n := runs(t, dir); n != tc.wantRuns {
@@ -103,7 +103,7 @@ func TestSidecarStableRunResets(t *testing.T) {
 	spec, dir := sidecarSpec(t, `[ $(wc -l < $D/runs) -ge 5 ] && exit 0; sleep 0.05; exit 1`)
 	spec.Retries, spec.MaxDelay = 1, 10*time.Millisecond
 	res := result(t, StartSidecar(shared, spec, quiet))
-	if res.GaveUp || res.Code != 0 {
+	if res.GaveUp || res.Exit.Code() != 0 {
 		t.Errorf("result %+v, want an end with 0 (never gave up)", res)
 	}
 	if n := runs(t, dir); n != 5 {
@@ -119,7 +119,7 @@ func TestSidecarStop(t *testing.T) {
 	waitExists(t, filepath.Join(dir, "up"))
 	s.Stop(time.Now().Add(10 * time.Second))
 	res := result(t, s)
-	if !res.Stopped || res.GaveUp || res.Code != 9 {
+	if !res.Stopped || res.GaveUp || res.Exit.Code() != 9 {
 		t.Errorf("result %+v, want stopped with its handler's 9", res)
 	}
 	if got := waitFile(t, filepath.Join(dir, "term")); got != "term" {
@@ -166,7 +166,7 @@ func TestSidecarStopKills(t *testing.T) {
 	s := StartSidecar(shared, spec, quiet)
 	waitExists(t, filepath.Join(dir, "up"))
 	s.Stop(time.Now().Add(200 * time.Millisecond))
-	if res := result(t, s); !res.Stopped || res.Code != 137 {
+	if res := result(t, s); !res.Stopped || res.Exit.Code() != 137 {
 		t.Errorf("result %+v, want stopped by SIGKILL (137)", res)
 	}
 }

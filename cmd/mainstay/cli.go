@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	mainproc "github.com/mainstay-dev/mainstay/main"
+	"github.com/mainstay-dev/mainstay/main/plan"
 	"github.com/mainstay-dev/mainstay/readiness"
 )
 
@@ -58,6 +60,7 @@ type CLI struct {
 	Argv []string    `arg:"" optional:"" passthrough:"partial" name:"MAIN" help:"Main command and its arguments, usually after -- (Dockerfile ENTRYPOINT + CMD)."`
 
 	args []string // the command line, for error messages
+	env  []string // the children's environment
 }
 
 const description = `Run MAIN as the container's main process: wait until it is ready, run the
@@ -75,9 +78,25 @@ Exit codes: MAIN's own (128+N when signal N killed it); 2 bad usage;
 // envPrefix starts the name of every environment variable mainstay reads.
 const envPrefix = "MAINSTAY"
 
-// parse reads args and the environment into a CLI. Bad input is returned
-// as an error that names the flag (or variable) and the value.
-func parse(args []string, version string) (*CLI, error) {
+// errHelp is parse's answer when --help or --version was printed.
+var errHelp = errors.New("help printed")
+
+// parse reads args and the environment into the plan of the run, writing
+// --help and --version to stdout. Bad input is returned as an error that
+// names the flag (or variable) and the value.
+func parse(args []string, version string, stdout io.Writer) (*plan.Plan, error) {
+	cli, err := parseCLI(args, version, stdout)
+	if err != nil {
+		return nil, err
+	}
+	return cli.plan(), nil
+}
+
+// parseCLI reads args and the environment into a CLI.
+func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
+	// The children's environment is the start-up one, before anything
+	// below changes it.
+	env := plan.Environ(os.Environ(), envPrefix)
 	// An empty MAINSTAY_* variable counts as unset, as compose's
 	// "MAINSTAY_GRACE: ${GRACE:-}" produces one; kong would parse "". The
 	// exception is MAINSTAY_HELPER_PREFIX, where empty means no prefix.
@@ -87,8 +106,11 @@ func parse(args []string, version string) (*CLI, error) {
 			os.Unsetenv(name)
 		}
 	}
-	cli := CLI{args: args}
+	cli := CLI{args: args, env: env}
+	exited := -1
 	parser, err := kong.New(&cli,
+		kong.Writers(stdout, os.Stderr),
+		kong.Exit(func(code int) { exited = code }),
 		kong.Name("mainstay"),
 		kong.Description(description),
 		kong.DefaultEnvars(envPrefix),
@@ -102,7 +124,11 @@ func parse(args []string, version string) (*CLI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
-	if _, err := parser.Parse(args); err != nil {
+	_, err = parser.Parse(args)
+	if exited == 0 {
+		return nil, errHelp // kong may complain after --help of what is missing
+	}
+	if err != nil {
 		return nil, usageError(parser, err, cli.source)
 	}
 	if err := checkEnvironment(parser, os.Environ()); err != nil {
@@ -157,14 +183,14 @@ func (c *CLI) Validate() error {
 			return fmt.Errorf("%s: directory %s", c.source(d.flag), p)
 		}
 	}
-	if err := c.User.checkCanSwitch(); err != nil {
+	if err := c.User.u.CheckCanSwitch(); err != nil {
+		return fmt.Errorf("%s %s: %w", c.source("--user"), c.User.u.Spec, err)
+	}
+	if err := plan.NameSidecars(c.Sidecar, c.listSource("--sidecar")); err != nil {
 		return err
 	}
-	if err := c.Sidecar.name(); err != nil {
-		return err
-	}
-	if err := c.Sidecar.checkCanSwitch(); err != nil {
-		return err
+	if err := plan.CheckCanSwitch(c.Sidecar); err != nil {
+		return fmt.Errorf("%s: %w", c.listSource("--sidecar"), err)
 	}
 	if c.HelperRetries < 0 {
 		return fmt.Errorf("%s: %d is negative", c.source("--helper-retries"), c.HelperRetries)
@@ -213,12 +239,75 @@ func parentDir(path string) string {
 	return filepath.Dir(path)
 }
 
-// mainArgv is main's command line, from --main or after --.
-func (c *CLI) mainArgv() []string {
-	if c.Main.argv != nil {
-		return c.Main.argv
+// listSource is flag, or its variable when the command line does not give
+// it (unlike source, without the value: a list's value has many lines).
+func (c *CLI) listSource(flag string) string {
+	for _, a := range c.args {
+		if a == "--" {
+			break
+		}
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			return flag
+		}
 	}
-	return c.Argv
+	if env := envName(flag); os.Getenv(env) != "" {
+		return env
+	}
+	return flag
+}
+
+// envName is the variable that flag reads: --ready-file → MAINSTAY_READY_FILE.
+func envName(flag string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
+}
+
+// plan is the run the command line describes.
+func (c *CLI) plan() *plan.Plan {
+	commands := func(flag string, l commandList) []plan.Command {
+		var out []plan.Command
+		for _, h := range l {
+			out = append(out, plan.Command{Source: fmt.Sprintf("%s %q", c.listSource(flag), h.line), Line: h.line, Argv: h.argv})
+		}
+		return out
+	}
+	main := plan.Command{Source: "main command", Line: strings.Join(c.Argv, " "), Argv: c.Argv}
+	if c.Main.argv != nil {
+		main = plan.Command{Source: fmt.Sprintf("%s %q", c.listSource("--main"), c.Main.line), Line: c.Main.line, Argv: c.Main.argv}
+	}
+	given := map[string]string{}
+	for _, f := range []string{"--ready", "--wait-for", "--sidecar", "--helper", "--before"} {
+		given[f] = c.listSource(f)
+	}
+	for _, sc := range c.Sidecar {
+		sc.Source = fmt.Sprintf("%s %q", given["--sidecar"], sc.Line)
+	}
+	return &plan.Plan{
+		Given:          given,
+		Sidecars:       c.Sidecar,
+		WaitFor:        c.WaitFor,
+		WaitForTimeout: c.waitForTimeout(),
+		Before:         commands("--before", c.Before),
+		Main:           main,
+		Ready:          c.Ready,
+		ReadyTimeout:   c.ReadyTimeout,
+		Probing:        plan.Probing{Interval: c.ReadyInterval, MaxInterval: c.ReadyMaxInterval, AttemptTimeout: c.ReadyAttemptTimeout},
+		Helpers:        commands("--helper", c.Helper),
+
+		HelpersDir:       c.HelpersDir,
+		OnceMarker:       c.OnceMarker,
+		Tasks:            plan.Tasks{Timeout: c.HelperTimeout, OnFailure: c.OnHelperFailure, Retries: c.HelperRetries, Prefix: c.HelperPrefix},
+		ReadyFile:        c.ReadyFile,
+		ReadyFileSource:  c.source("--ready-file"),
+		OnceMarkerSource: c.source("--once-marker"),
+		Restart:          plan.Backoff{Delay: c.RestartDelay, MaxDelay: c.RestartMaxDelay},
+		StopSignal:       syscall.Signal(c.StopSignal),
+		Grace:            c.Grace,
+		SignalGroup:      c.SignalGroup,
+		User:             c.User.u,
+		Env:              c.env,
+		LogFormat:        c.LogFormat,
+		LogLevel:         c.LogLevel,
+	}
 }
 
 // probeList holds the --ready probes, parsed as each flag is read. Each
@@ -333,4 +422,32 @@ func (s *signalFlag) Decode(ctx *kong.DecodeContext) error {
 	}
 	*s = signalFlag(sig)
 	return nil
+}
+
+// sidecarList holds the --sidecar values, one per line in MAINSTAY_SIDECAR.
+type sidecarList []*plan.Sidecar
+
+func (l *sidecarList) Decode(ctx *kong.DecodeContext) error {
+	return decodeLines(ctx, "sidecar", func(s string) error {
+		sc, err := plan.ParseSidecar(s)
+		if err == nil {
+			*l = append(*l, sc)
+		}
+		return err
+	})
+}
+
+// userFlag is --user USER[:GROUP], for main, the helpers and the exec
+// probes (so pg_isready connects as the server's user, not as root),
+// resolved when the flag is read.
+type userFlag struct{ u *plan.User }
+
+func (f *userFlag) Decode(ctx *kong.DecodeContext) error {
+	var spec string
+	if err := ctx.Scan.PopValueInto("user", &spec); err != nil {
+		return err
+	}
+	u, err := plan.ParseUser(spec)
+	f.u = u
+	return err
 }

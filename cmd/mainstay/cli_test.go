@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -148,11 +149,11 @@ func checkBadInput(t *testing.T, args []string, env map[string]string, want []st
 	args = expand(args, marker)
 	// run starts the process-wide reaper and main once parsing
 	// succeeds; never let it do that in this process.
-	if _, err := parse(args, "test"); err == nil {
+	if _, err := parseCLI(args, "test", io.Discard); err == nil {
 		t.Fatalf("parse(%q) accepted bad input", args)
 	}
 	var stderr bytes.Buffer
-	if code := run(args, &stderr); code != 2 {
+	if code := run(args, io.Discard, &stderr); code != 2 {
 		t.Errorf("run = %d, want 2", code)
 	}
 	out := stderr.String()
@@ -181,7 +182,7 @@ func containsAny(s string, subs []string) bool {
 // mustParse parses args or fails the test.
 func mustParse(t *testing.T, args ...string) *CLI {
 	t.Helper()
-	cli, err := parse(args, "test")
+	cli, err := parseCLI(args, "test", io.Discard)
 	if err != nil {
 		t.Fatalf("parse(%q): %v", args, err)
 	}
@@ -244,7 +245,7 @@ func TestParseMain(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			cli := mustParse(t, tt.args...)
-			if got := cli.mainArgv(); !reflect.DeepEqual(got, tt.want) {
+			if got := cli.plan().Main.Argv; !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("main argv = %q, want %q", got, tt.want)
 			}
 		})

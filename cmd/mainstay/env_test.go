@@ -1,10 +1,13 @@
 package main
 
 import (
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mainstay-dev/mainstay/main/plan"
 )
 
 // TestEmptyEnvIsUnset: an empty MAINSTAY_* variable, as compose produces
@@ -16,7 +19,7 @@ func TestEmptyEnvIsUnset(t *testing.T) {
 	t.Setenv("MAINSTAY_SIGNAL_GROUP", "")
 	t.Setenv("MAINSTAY_HELPER", "")
 	t.Setenv("MAINSTAY_HELPER_PREFIX", "")
-	cli, err := parse([]string{"--", "true"}, "test")
+	cli, err := parseCLI([]string{"--", "true"}, "test", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +35,7 @@ func TestEmptyEnvIsUnset(t *testing.T) {
 // block's indentation or a trailing space does not end up in a probe.
 func TestListLinesTrimmed(t *testing.T) {
 	t.Setenv("MAINSTAY_READY", "  file:/  \n\n   tcp:5432\t\n")
-	cli, err := parse([]string{"--", "true"}, "test")
+	cli, err := parseCLI([]string{"--", "true"}, "test", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,8 @@ func TestChildEnvironment(t *testing.T) {
 	t.Setenv("NOT_MAINSTAY_GRACE", "kept")
 	for _, args := range [][]string{{"--", "true"}, {"--user", "nobody", "--", "true"}} {
 		cli := mustParse(t, args...)
-		env := cli.User.environ()
+		p := cli.plan()
+		env := plan.ChildEnv(p.Env, p.User)
 		for _, kv := range env {
 			if strings.HasPrefix(kv, "MAINSTAY_") {
 				t.Errorf("%q: child gets %s", args, kv)

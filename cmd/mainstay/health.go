@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/alecthomas/kong"
+	"github.com/mainstay-dev/mainstay/main/lifecycle"
 )
 
 // HealthCLI is "mainstay health": a readiness check for HEALTHCHECK and
@@ -48,9 +49,9 @@ func health(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mainstay health: error: %v\n", err)
 		return 1 // not 2: Docker reserves it in HEALTHCHECK
 	}
-	state := readState(cli.ReadyFile)
+	state := lifecycle.ReadState(cli.ReadyFile)
 	fmt.Fprintln(stdout, state)
-	if state != stateReady {
+	if state != lifecycle.StateReady {
 		return 1
 	}
 	return 0

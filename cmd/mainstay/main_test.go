@@ -14,7 +14,7 @@ const runChildEnv = "GO_TEST_MAINSTAY_RUN_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(runChildEnv) == "1" {
-		os.Exit(run(os.Args[1:], os.Stderr))
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	// mainstay reads MAINSTAY_* variables: the tests must not see any from
 	// the environment they were started in.

@@ -57,17 +57,17 @@ func TestSidecarSpecs(t *testing.T) {
 	if len(l) != 5 {
 		t.Fatalf("%d sidecars, want 5", len(l))
 	}
-	if s := l[0]; s.name != "memcached" || !slices.Equal(s.argv, []string{"memcached", "-u", "nobody"}) || s.after || s.restart != mainproc.RestartOnFailure || s.retries != 5 || !s.essential || s.stopSignal != 15 {
+	if s := l[0]; s.Name != "memcached" || !slices.Equal(s.Argv, []string{"memcached", "-u", "nobody"}) || s.After || s.Restart != mainproc.RestartOnFailure || s.Retries != 5 || !s.Essential || s.StopSignal != 15 {
 		t.Errorf("bare sidecar %+v, want the defaults", s)
 	}
-	if s := l[1]; s.name != "c" || len(s.ready) != 3 || readiness.NotifyOf(s.ready) == nil || !s.after || s.restart != mainproc.RestartAlways || s.retries != 0 || s.essential || s.stopSignal != 2 || !slices.Equal(s.argv, []string{"memcached", "-p", "1"}) {
+	if s := l[1]; s.Name != "c" || len(s.Ready) != 3 || readiness.NotifyOf(s.Ready) == nil || !s.After || s.Restart != mainproc.RestartAlways || s.Retries != 0 || s.Essential || s.StopSignal != 2 || !slices.Equal(s.Argv, []string{"memcached", "-p", "1"}) {
 		t.Errorf("sidecar with options %+v", s)
 	}
-	if s := l[2]; !slices.Equal(s.argv, []string{"runuser", "-u", "www-data", "--", "php-fpm", "-F"}) {
-		t.Errorf("a -- inside a bare command: %q, want the whole line as the command", s.argv)
+	if s := l[2]; !slices.Equal(s.Argv, []string{"runuser", "-u", "www-data", "--", "php-fpm", "-F"}) {
+		t.Errorf("a -- inside a bare command: %q, want the whole line as the command", s.Argv)
 	}
-	if l[3].name != "sh#4" || l[4].name != "sh#5" {
-		t.Errorf("names %q %q, want sh#4 sh#5 (position among the sidecars)", l[3].name, l[4].name)
+	if l[3].Name != "sh#4" || l[4].Name != "sh#5" {
+		t.Errorf("names %q %q, want sh#4 sh#5 (position among the sidecars)", l[3].Name, l[4].Name)
 	}
 }
 

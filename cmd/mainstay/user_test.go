@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mainstay-dev/mainstay/main/plan"
 )
 
 func TestUserFlag(t *testing.T) {
@@ -39,7 +42,7 @@ func TestUserFlag(t *testing.T) {
 		{spec: "nobody:", wantErr: "want USER or USER:GROUP"},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
-			cli, err := parse([]string{"--user", tc.spec, "--", "true"}, "test")
+			cli, err := parseCLI([]string{"--user", tc.spec, "--", "true"}, "test", io.Discard)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "--user") {
 					t.Fatalf("--user %s: %v, want an error naming --user with %q", tc.spec, err, tc.wantErr)
@@ -49,7 +52,7 @@ func TestUserFlag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := cli.User.cred
+			c := cli.User.u.Cred
 			var groups []string
 			for _, g := range c.Groups {
 				groups = append(groups, fmt.Sprint(g))
@@ -57,7 +60,8 @@ func TestUserFlag(t *testing.T) {
 			if fmt.Sprint(c.Uid) != tc.uid || fmt.Sprint(c.Gid) != tc.gid || !slices.Equal(groups, tc.groups) {
 				t.Errorf("credential uid %d gid %d groups %v, want %s %s %v", c.Uid, c.Gid, groups, tc.uid, tc.gid, tc.groups)
 			}
-			env := cli.User.environ()
+			p := cli.plan()
+			env := plan.ChildEnv(p.Env, p.User)
 			for _, want := range []string{"HOME=" + tc.home, "USER=" + tc.name, "LOGNAME=" + tc.name} {
 				if !slices.Contains(env, want) {
 					t.Errorf("environment lacks %s", want)

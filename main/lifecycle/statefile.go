@@ -1,4 +1,4 @@
-package main
+package lifecycle
 
 import (
 	"crypto/rand"
@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mainstay-dev/mainstay/main/plan"
 )
 
 // States published for "mainstay health". "gone" is never written: it is
@@ -24,6 +26,9 @@ const (
 	// stateRestarting: started up, but an essential sidecar is restarting.
 	stateRestarting = "restarting"
 	stateGone       = "gone"
+
+	// StateReady is what [ReadState] says of a ready mainstay.
+	StateReady = stateReady
 )
 
 // fileDir is the directory of a --ready-file or --once-marker, resolved
@@ -354,12 +359,12 @@ type stateFiles struct {
 
 // openStateFiles opens --ready-file and --once-marker and checks what is
 // at their paths. An error is bad usage (exit 2, nothing started).
-func (c *CLI) openStateFiles() (*stateFiles, error) {
-	rf, err := openReadyFile(c.source("--ready-file"), c.ReadyFile)
+func openStateFiles(p *plan.Plan) (*stateFiles, error) {
+	rf, err := openReadyFile(p.ReadyFileSource, p.ReadyFile)
 	if err != nil {
 		return nil, err
 	}
-	m, err := openOnceMarker(c.source("--once-marker"), c.OnceMarker)
+	m, err := openOnceMarker(p.OnceMarkerSource, p.OnceMarker)
 	if err != nil {
 		rf.close()
 		return nil, err
@@ -367,8 +372,8 @@ func (c *CLI) openStateFiles() (*stateFiles, error) {
 	return &stateFiles{ready: rf, marker: m}, nil
 }
 
-// readState is what "mainstay health" reports for the ready file at path.
-func readState(path string) string {
+// ReadState is what "mainstay health" reports for the ready file at path.
+func ReadState(path string) string {
 	b, err := os.ReadFile(path + ".state")
 	if err != nil {
 		return stateGone

@@ -1,4 +1,4 @@
-package main
+package lifecycle
 
 import (
 	"os"
@@ -78,7 +78,7 @@ func TestReadyFileRefusesForeign(t *testing.T) {
 				if err := f.set(stateStarting); err != nil {
 					t.Fatal(err)
 				}
-				if got := readState(path); got != stateStarting {
+				if got := ReadState(path); got != stateStarting {
 					t.Errorf("state %q, want starting", got)
 				}
 				f.clear()

@@ -1,4 +1,4 @@
-package main
+package plan
 
 import (
 	"errors"
@@ -15,101 +15,71 @@ import (
 	"github.com/mainstay-dev/mainstay/readiness"
 )
 
-// program is a program a child will run, where it was named (for the
-// error line), and who runs it.
-type program struct {
-	name   string    // argv[0]
-	source string    // `--helper "migrate up"`, `main command`, ...
-	user   *userFlag // nil: --user's
+// ProgramError is a program of the plan that cannot be run: Err wraps
+// [exec.ErrNotFound] when it does not exist, [fs.ErrPermission] when it
+// cannot be executed (see [reaper.StartFailureCode]).
+type ProgramError struct {
+	Source string
+	Err    error
 }
 
-// programs lists every program the configuration names: main, each
-// --helper, --before task and --sidecar, and each exec: probe of --ready,
-// --wait-for and a sidecar's ready=. --helpers-dir is read when its turn
-// comes. A later kind of child adds its argv here.
-func (c *CLI) programs() []program {
-	var out []program
-	add := func(flag, line string, argv []string, u *userFlag) {
-		src := "main command"
-		if flag != "" {
-			src = fmt.Sprintf("%s %q", c.listSource(flag), line)
-		}
-		out = append(out, program{argv[0], src, u})
-	}
-	probes := func(flag string, ps []readiness.Probe, u *userFlag) {
+func (e *ProgramError) Error() string { return e.Source + ": " + e.Err.Error() }
+func (e *ProgramError) Unwrap() error { return e.Err }
+
+// commands lists every program the plan names: main, each --helper,
+// --before task and --sidecar, and each exec: probe of --ready, --wait-for
+// and a sidecar's ready=. --helpers-dir is read when its turn comes. A
+// later kind of child adds its commands here.
+func (p *Plan) commands() []Command {
+	var out []Command
+	probes := func(flag, line string, ps []readiness.Probe, u *User) {
 		for _, pr := range ps {
 			if e, ok := pr.(readiness.Exec); ok {
-				add(flag, e.String(), e.Argv, u)
+				out = append(out, Command{Source: fmt.Sprintf("%s %q", p.given(flag), line+e.String()), Argv: e.Argv, User: u})
 			}
 		}
 	}
-	probes("--wait-for", c.WaitFor, nil)
-	for _, b := range c.Before {
-		add("--before", b.line, b.argv, nil)
-	}
-	if c.Main.argv != nil {
-		add("--main", c.Main.line, c.Main.argv, nil)
-	} else if len(c.Argv) > 0 {
-		add("", "", c.Argv, nil)
-	}
-	probes("--ready", c.Ready, nil)
-	for _, h := range c.Helper {
-		add("--helper", h.line, h.argv, nil)
-	}
-	for _, sc := range c.Sidecar {
-		add("--sidecar", sc.line, sc.argv, sc.user)
-		for _, pr := range sc.ready {
-			if e, ok := pr.(readiness.Exec); ok {
-				add("--sidecar", sc.line+": ready="+e.String(), e.Argv, sc.user)
-			}
-		}
+	probes("--wait-for", "", p.WaitFor, nil)
+	out = append(out, p.Before...)
+	out = append(out, p.Main)
+	probes("--ready", "", p.Ready, nil)
+	out = append(out, p.Helpers...)
+	for _, sc := range p.Sidecars {
+		out = append(out, sc.Command)
+		probes("--sidecar", sc.Line+": ready=", sc.Ready, sc.User)
 	}
 	return out
 }
 
-// listSource is flag, or its variable when the command line does not give
-// it (unlike source, without the value: a list's value has many lines).
-func (c *CLI) listSource(flag string) string {
-	for _, a := range c.args {
-		if a == "--" {
-			break
-		}
-		if a == flag || strings.HasPrefix(a, flag+"=") {
-			return flag
-		}
-	}
-	if env := envName(flag); os.Getenv(env) != "" {
-		return env
+// given is where flag was given: Given's entry, or flag itself.
+func (p *Plan) given(flag string) string {
+	if g := p.Given[flag]; g != "" {
+		return g
 	}
 	return flag
 }
 
-// envName is the variable that flag reads: --ready-file → MAINSTAY_READY_FILE.
-func envName(flag string) string {
-	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
-}
-
-// checkPrograms finds every program of the configuration the way its start
-// will (exec.LookPath on the PATH that mainstay and its children share)
-// and checks that the user it runs as (a sidecar's user=, --user, or
-// mainstay's own) may execute it. It runs before the first child starts; on failure it
-// returns the exit code, 127 (not found) or 126 (cannot execute), and a
-// one-line error naming the program and where it was given.
-func (c *CLI) checkPrograms() (int, error) {
-	for _, p := range c.programs() {
-		u := p.user
+// CheckPrograms finds every program of the plan the way its start will
+// (exec.LookPath on the PATH that mainstay and its children share) and
+// checks that the user it runs as (a sidecar's user=, --user, or
+// mainstay's own) may execute it. It runs before the first child starts;
+// its error is a *[ProgramError], a one-line message naming the program
+// and where it was given.
+func (p *Plan) CheckPrograms() error {
+	for _, c := range p.commands() {
+		u := c.User
 		if u == nil {
-			u = &c.User
+			u = p.User
 		}
-		cred := u.cred
+		cred := u.Credential()
 		if cred == nil {
 			cred = ownCredential()
 		}
-		if code, err := checkProgram(p.name, cred); err != nil {
-			return code, fmt.Errorf("%s: %w", p.source, err)
+		if err := checkProgram(c.Argv[0], cred); err != nil {
+			return &ProgramError{Source: c.Source, Err: err}
 		}
 	}
-	return 0, nil
+	return nil
 }
 
 // ownCredential is mainstay's effective identity.
@@ -123,15 +93,16 @@ func ownCredential() *syscall.Credential {
 }
 
 // checkProgram finds name as exec.Command would and checks that cred may
-// execute what it found: 127 when nothing is found, 126 when it cannot.
-func checkProgram(name string, cred *syscall.Credential) (int, error) {
+// execute what it found: the error wraps exec.ErrNotFound when nothing is
+// found, fs.ErrPermission when it cannot be executed.
+func checkProgram(name string, cred *syscall.Credential) error {
 	path, err := exec.LookPath(name)
 	switch {
 	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
 		if strings.Contains(name, "/") {
-			return 127, fmt.Errorf("%s: no such file", name)
+			return fmt.Errorf("%s: no such file%w", name, notFound)
 		}
-		return 127, fmt.Errorf("%s: not found in $PATH (%s)", name, os.Getenv("PATH"))
+		return fmt.Errorf("%s: not found in $PATH (%s)%w", name, os.Getenv("PATH"), notFound)
 	case err != nil:
 		reason := errors.Unwrap(err)
 		if strings.Contains(name, "/") {
@@ -139,13 +110,26 @@ func checkProgram(name string, cred *syscall.Credential) (int, error) {
 				reason = why // says which bit or mount, where it can
 			}
 		}
-		return 126, fmt.Errorf("%s: cannot execute: %v", name, reason)
+		return fmt.Errorf("%s: cannot execute: %v%w", name, reason, cannotExecute)
 	}
 	if err := mayExecute(path, cred); err != nil {
-		return 126, fmt.Errorf("%s: cannot execute: %v", path, err)
+		return fmt.Errorf("%s: cannot execute: %v%w", path, err, cannotExecute)
 	}
-	return 0, nil
+	return nil
 }
+
+// notFound and cannotExecute mark checkProgram's errors for
+// [reaper.StartFailureCode] without changing their text.
+var (
+	notFound      = quiet{exec.ErrNotFound}
+	cannotExecute = quiet{fs.ErrPermission}
+)
+
+// quiet wraps an error and adds nothing to a message.
+type quiet struct{ err error }
+
+func (q quiet) Error() string { return "" }
+func (q quiet) Unwrap() error { return q.err }
 
 // mayExecute checks, from the mode bits, owners and mount flags, that
 // cred may execute the file at path: every directory on the way (as given

@@ -1,4 +1,4 @@
-package main
+package plan
 
 import (
 	"os"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mainstay-dev/mainstay/reaper"
 )
 
 // TestCheckProgram: programs are found as exec.Command finds them, and
@@ -68,7 +70,7 @@ func TestCheckProgram(t *testing.T) {
 		{"unsearchable directory, root", hidden, root, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, err := checkProgram(tc.prog, tc.cred)
+			code, err := check(checkProgram(tc.prog, tc.cred))
 			if code != tc.code {
 				t.Errorf("code %d (%v), want %d", code, err, tc.code)
 			}
@@ -82,45 +84,6 @@ func TestCheckProgram(t *testing.T) {
 				t.Errorf("error %v, want it to name %s and say %q", err, tc.prog, tc.want)
 			}
 		})
-	}
-}
-
-// TestCheckProgramsSources: the error names the flag or variable a program
-// came from, with the line given, and the first failing program wins.
-func TestCheckProgramsSources(t *testing.T) {
-	missing := "mainstay-no-such-program"
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  map[string]string
-		want string
-	}{
-		{"main after --", []string{"--", missing, "x"}, nil, "main command: " + missing},
-		{"--main", []string{"--main", missing + " x"}, nil, `--main "` + missing + ` x": `},
-		{"MAINSTAY_MAIN", nil, map[string]string{"MAINSTAY_MAIN": missing}, `MAINSTAY_MAIN "` + missing + `"`},
-		{"--helper", []string{"--helper", "true", "--helper", missing + " up", "--", "true"}, nil, `--helper "` + missing + ` up"`},
-		{"MAINSTAY_HELPER", []string{"--", "true"}, map[string]string{"MAINSTAY_HELPER": "true\n" + missing}, `MAINSTAY_HELPER "` + missing + `"`},
-		{"--ready exec", []string{"--ready", "exec:" + missing + " -q", "--", "true"}, nil, `--ready "exec:` + missing + ` -q"`},
-		{"MAINSTAY_READY exec", []string{"--", "true"}, map[string]string{"MAINSTAY_READY": "tcp:1\nexec:" + missing}, `MAINSTAY_READY "exec:` + missing + `"`},
-		{"--before", []string{"--before", "true", "--before", missing + " up", "--", "true"}, nil, `--before "` + missing + ` up"`},
-		{"--wait-for exec", []string{"--wait-for", "exec:" + missing, "--", "true"}, nil, `--wait-for "exec:` + missing + `"`},
-		{"--sidecar", []string{"--sidecar", "name=x -- " + missing + " -f", "--", "true"}, nil, `--sidecar "name=x -- ` + missing + ` -f"`},
-		{"MAINSTAY_SIDECAR", []string{"--", "true"}, map[string]string{"MAINSTAY_SIDECAR": missing}, `MAINSTAY_SIDECAR "` + missing + `"`},
-		{"--sidecar ready=exec", []string{"--sidecar", "ready=exec:" + missing + " -- sleep 1", "--", "true"}, nil, `--sidecar "ready=exec:` + missing + ` -- sleep 1: ready=exec:` + missing + `"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			cli := mustParse(t, tc.args...)
-			code, err := cli.checkPrograms()
-			if code != 127 || err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
-				t.Errorf("code %d, error %v; want 127 and one line starting %q", code, err, tc.want)
-			}
-		})
-	}
-	if code, err := mustParse(t, "--helper", "true", "--ready", "exec:sh -c true", "--", "sh").checkPrograms(); code != 0 || err != nil {
-		t.Errorf("all found: code %d, %v", code, err)
 	}
 }
 
@@ -139,35 +102,6 @@ func openTempDir(t *testing.T) string {
 	return dir
 }
 
-// TestCheckProgramsSidecarUser: a sidecar's program is checked as its own
-// user=, others as --user's.
-func TestCheckProgramsSidecarUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root to set up a root-only program")
-	}
-	dir := openTempDir(t)
-	prog := filepath.Join(dir, "rootonly")
-	writeTestFile(t, prog, "#!/bin/sh\n")
-	if err := os.Chmod(prog, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if code, err := mustParse(t, "--sidecar", prog, "--", "true").checkPrograms(); code != 0 {
-		t.Errorf("as root: %d, %v", code, err)
-	}
-	code, err := mustParse(t, "--sidecar", "user=nobody -- "+prog, "--", "true").checkPrograms()
-	if code != 126 || err == nil || !strings.Contains(err.Error(), "uid 65534 may not execute") {
-		t.Errorf("sidecar user=nobody: %d, %v; want 126", code, err)
-	}
-	code, err = mustParse(t, "--user", "nobody", "--sidecar", "user=root -- "+prog, "--", "true").checkPrograms()
-	if code != 0 {
-		t.Errorf("sidecar user=root under --user nobody: %d, %v; want 0", code, err)
-	}
-	code, err = mustParse(t, "--user", "nobody", "--helper", prog, "--", "true").checkPrograms()
-	if code != 126 {
-		t.Errorf("helper under --user nobody: %d, %v; want 126", code, err)
-	}
-}
-
 // TestCheckProgramACL: a POSIX ACL that lets the user execute what the
 // mode bits do not is not refused: the kernel decides at start. The ACL
 // is real: the test runs the program as that user to show it executes.
@@ -179,7 +113,7 @@ func TestCheckProgramACL(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := &syscall.Credential{Uid: 4242, Gid: 4343, Groups: []uint32{4343}}
-	if code, _ := checkProgram(prog, user); code != 126 {
+	if code, _ := check(checkProgram(prog, user)); code != 126 {
 		t.Fatalf("without an ACL: %d, want 126", code)
 	}
 	// version 2; user::rwx, user:4242:r-x, group::---, mask::r-x, other::---
@@ -201,7 +135,7 @@ func TestCheckProgramACL(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Process.Wait()
-	if code, err := checkProgram(prog, user); code != 0 {
+	if code, err := check(checkProgram(prog, user)); code != 0 {
 		t.Errorf("with an ACL granting execute: %d, %v; want 0", code, err)
 	}
 }
@@ -221,7 +155,7 @@ func TestCheckProgramNoexec(t *testing.T) {
 			t.Fatal(err)
 		}
 		root := &syscall.Credential{}
-		code, err := checkProgram(prog, root)
+		code, err := check(checkProgram(prog, root))
 		if code != 126 || err == nil || !strings.Contains(err.Error(), "noexec") {
 			t.Errorf("on a noexec mount: %d, %v; want 126 saying noexec", code, err)
 		}
@@ -237,5 +171,20 @@ func TestCheckProgramNoexec(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestCheckProgramNoexec") {
 		t.Errorf("in a mount namespace: %v\n%s", err, out)
+	}
+}
+
+// check is the exit code of checkProgram's err, with err.
+func check(err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	return reaper.StartFailureCode(err), err
+}
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// publish writes the files a mainstay in state publishes at path, as
+// lifecycle's ready file does, naming this process as the mainstay.
+func publish(t *testing.T, path, state string) {
+	t.Helper()
+	os.Remove(path)
+	if state == "ready" {
+		writeTestFile(t, path, "ready\n")
+	}
+	writeTestFile(t, path+".state", fmt.Sprintf("%s %d\n", state, os.Getpid()))
+}
+
+func TestHealthCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ready")
+	for _, tc := range []struct {
+		state string
+		code  int
+	}{{"starting", 1}, {"ready", 0}, {"stopping", 1}} {
+		publish(t, path, tc.state)
+		var out, errOut bytes.Buffer
+		if code := health([]string{"--ready-file", path}, &out, &errOut); code != tc.code || strings.TrimSpace(out.String()) != tc.state {
+			t.Errorf("health in %s: exit %d, printed %q; want %d, %q", tc.state, code, out.String(), tc.code, tc.state)
+		}
+	}
+	t.Setenv("MAINSTAY_READY_FILE", path)
+	var out, errOut bytes.Buffer
+	if code := health(nil, &out, &errOut); code != 1 || strings.TrimSpace(out.String()) != "stopping" {
+		t.Errorf("health from MAINSTAY_READY_FILE: exit %d %q", code, out.String())
+	}
+	os.Remove(path + ".state")
+	out.Reset()
+	if code := health(nil, &out, &errOut); code != 1 || strings.TrimSpace(out.String()) != "gone" {
+		t.Errorf("health after clear: exit %d %q", code, out.String())
+	}
+	// Bad usage exits 1, not 2, which Docker reserves in HEALTHCHECK.
+	os.Unsetenv("MAINSTAY_READY_FILE")
+	errOut.Reset()
+	if code := health(nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "--ready-file") {
+		t.Errorf("health without a ready file: exit %d, %q", code, errOut.String())
+	}
+}
+
+// TestHealthEmptyReadyFile: an empty MAINSTAY_READY_FILE is bad usage, not
+// "gone".
+func TestHealthEmptyReadyFile(t *testing.T) {
+	t.Setenv("MAINSTAY_READY_FILE", "")
+	var out, errOut bytes.Buffer
+	if code := health(nil, &out, &errOut); code != 1 || out.Len() != 0 || !strings.Contains(errOut.String(), "no ready file") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+// TestHealthMissingValue: --ready-file with no value is one clear line and
+// exit 1 (health's bad usage), not kong's "expected string value".
+func TestHealthMissingValue(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := health([]string{"--ready-file"}, &out, &errOut)
+	msg := errOut.String()
+	if code != 1 || out.Len() != 0 || strings.Count(msg, "\n") != 1 ||
+		!strings.HasPrefix(msg, "mainstay health: error: --ready-file: no value given") || strings.Contains(msg, "EOL") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), msg)
+	}
+}

@@ -1,0 +1,166 @@
+package plan
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mainstay-dev/mainstay/readiness"
+)
+
+// Plan is one whole run of mainstay as a value: every child it will start,
+// in the order of the lifecycle, and how each is waited for, kept up and
+// stopped. The command line builds it; the lifecycle runs it and never
+// changes it.
+type Plan struct {
+	// Sidecars, in the order given; those with Start=before run first,
+	// the others once the helpers are done.
+	Sidecars []*Sidecar
+
+	// WaitFor are the dependency probes that must pass before anything
+	// but the start=before sidecars starts, within WaitForTimeout.
+	WaitFor        []readiness.Probe
+	WaitForTimeout time.Duration
+	// Before are the one-shot tasks run after WaitFor, before main.
+	Before []Command
+
+	Main Command
+	// Ready are main's readiness probes, which must all pass within
+	// ReadyTimeout (0: forever).
+	Ready        []readiness.Probe
+	ReadyTimeout time.Duration
+	Probing      Probing
+
+	// Helpers run in order once main is ready, then the programs of
+	// HelpersDir; OnceMarker, when set, skips them all once they have
+	// succeeded once.
+	Helpers    []Command
+	HelpersDir string
+	OnceMarker string
+	Tasks      Tasks
+
+	// ReadyFile, when set, publishes the state for "mainstay health".
+	ReadyFile string
+	// Sources name where ReadyFile and OnceMarker came from (a flag, or
+	// its variable with the value), for error lines.
+	ReadyFileSource, OnceMarkerSource string
+
+	// Restart is the backoff between the tries of a task and the
+	// restarts of a sidecar.
+	Restart Backoff
+
+	// StopSignal asks main to stop (it replaces SIGTERM when forwarded);
+	// Grace is the budget of the whole stop; SignalGroup sends main's
+	// signals to its process group.
+	StopSignal  syscall.Signal
+	Grace       time.Duration
+	SignalGroup bool
+
+	// User is --user: main, the tasks and the probes run as this user
+	// (nil: mainstay's own).
+	User *User
+	// Env is the children's environment, computed once from mainstay's
+	// own at start-up: without its MAINSTAY_* configuration.
+	Env []string
+
+	LogFormat, LogLevel string
+
+	// Given says where each list flag was given: the flag itself, or its
+	// variable (--ready → MAINSTAY_READY), for error lines.
+	Given map[string]string
+}
+
+// Command is one child as the user wrote it.
+type Command struct {
+	// Source names where it was given, for error lines:
+	// `--helper "migrate up"`, "main command".
+	Source string
+	// Line is the command as written; Argv, its words.
+	Line string
+	Argv []string
+	// User runs it; nil: the plan's User.
+	User *User
+}
+
+// Probing is how probes are attempted: the first delay between two
+// attempts, its cap (0: per kind), and the bound of one attempt.
+type Probing struct {
+	Interval, MaxInterval, AttemptTimeout time.Duration
+}
+
+// Tasks is how --before tasks and helpers run.
+type Tasks struct {
+	// Timeout bounds each task (0: none).
+	Timeout time.Duration
+	// OnFailure is "stop" or "continue".
+	OnFailure string
+	// Retries is how many times a failed task runs again.
+	Retries int
+	// Prefix is the --helper-prefix template ("{helper}" is the child's
+	// name); empty: no prefix. It applies to sidecars too.
+	Prefix string
+}
+
+// Backoff is the schedule of delays between tries: Delay, doubling up to
+// MaxDelay, with jitter.
+type Backoff struct {
+	Delay, MaxDelay time.Duration
+}
+
+// ChildEnv is the environment of a child that runs as u (nil: as
+// mainstay's own user): env, with u's HOME, USER and LOGNAME in place of
+// mainstay's.
+func ChildEnv(env []string, u *User) []string {
+	if u == nil {
+		return env
+	}
+	out := make([]string, 0, len(env)+len(u.Env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "HOME" || k == "USER" || k == "LOGNAME" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, u.Env...)
+}
+
+// Environ is the children's environment for the start-up environment
+// environ: everything but the variables whose name starts with prefix_
+// (mainstay's configuration is not theirs: a mainstay run by main must
+// not inherit the outer one's helpers).
+func Environ(environ []string, prefix string) []string {
+	out := []string{}
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, prefix+"_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// ShortNames names each child for log lines and output prefixes: given[i]
+// when not empty, else the base name of its program, argv0s[i], followed
+// by "#N" (its position among them, from 1) when several share it.
+func ShortNames(argv0s, given []string) []string {
+	count := map[string]int{}
+	for i, a := range argv0s {
+		if given == nil || given[i] == "" {
+			count[filepath.Base(a)]++
+		}
+	}
+	names := make([]string, len(argv0s))
+	for i, a := range argv0s {
+		if given != nil && given[i] != "" {
+			names[i] = given[i]
+			continue
+		}
+		names[i] = filepath.Base(a)
+		if count[names[i]] > 1 {
+			names[i] += "#" + strconv.Itoa(i+1)
+		}
+	}
+	return names
+}
