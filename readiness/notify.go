@@ -367,15 +367,11 @@ type Upstream struct {
 	log  *slog.Logger
 }
 
-// TakeNotifySocket returns mainstay's own $NOTIFY_SOCKET, nil when unset,
-// and removes the variable from mainstay's environment, so that no child
-// inherits it: main gets mainstay's own socket only with --ready notify, a
-// sidecar its run's own only with ready=notify, and helpers and probes
-// never get one. Call it before any child starts.
-func TakeNotifySocket(log *slog.Logger) *Upstream {
-	addr, ok := os.LookupEnv(NotifyEnv)
-	os.Unsetenv(NotifyEnv)
-	if !ok || addr == "" {
+// NewUpstream returns the notify socket of mainstay's own supervisor, its
+// $NOTIFY_SOCKET at start-up, addr; nil when addr is empty. No child
+// inherits that variable (see plan.Environ).
+func NewUpstream(addr string, log *slog.Logger) *Upstream {
+	if addr == "" {
 		return nil
 	}
 	return &Upstream{addr: addr, log: log}

@@ -321,8 +321,8 @@ func TestWaitExtendTimeout(t *testing.T) {
 	})
 }
 
-// Mainstay's own NOTIFY_SOCKET: taken out of the environment, so no child
-// inherits it, and told READY=1, to a socket path or an abstract address.
+// Mainstay's own NOTIFY_SOCKET is told READY=1, at a socket path or an
+// abstract address (plan.Environ keeps it from every child).
 func TestUpstream(t *testing.T) {
 	for _, tt := range []struct{ name, addr string }{
 		{"path", filepath.Join(t.TempDir(), "notify.sock")},
@@ -334,14 +334,10 @@ func TestUpstream(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			t.Setenv(readiness.NotifyEnv, tt.addr)
 			log, _ := reapertest.NewLog()
-			up := readiness.TakeNotifySocket(log)
-			if v, ok := os.LookupEnv(readiness.NotifyEnv); ok {
-				t.Errorf("%s still set to %q", readiness.NotifyEnv, v)
-			}
+			up := readiness.NewUpstream(tt.addr, log)
 			if up == nil {
-				t.Fatal("TakeNotifySocket = nil")
+				t.Fatal("NewUpstream = nil")
 			}
 			up.Send("READY=1")
 			l.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -353,10 +349,8 @@ func TestUpstream(t *testing.T) {
 		})
 	}
 	t.Run("unset", func(t *testing.T) {
-		t.Setenv(readiness.NotifyEnv, "")
-		os.Unsetenv(readiness.NotifyEnv)
 		log, _ := reapertest.NewLog()
-		up := readiness.TakeNotifySocket(log)
+		up := readiness.NewUpstream("", log)
 		if up != nil {
 			t.Fatalf("TakeNotifySocket = %v, want nil", up)
 		}

@@ -97,15 +97,6 @@ func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
 	// The children's environment is the start-up one, before anything
 	// below changes it.
 	env := plan.Environ(os.Environ(), envPrefix)
-	// An empty MAINSTAY_* variable counts as unset, as compose's
-	// "MAINSTAY_GRACE: ${GRACE:-}" produces one; kong would parse "". The
-	// exception is MAINSTAY_HELPER_PREFIX, where empty means no prefix.
-	for _, kv := range os.Environ() {
-		name, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix+"_") && v == "" && name != envPrefix+"_HELPER_PREFIX" {
-			os.Unsetenv(name)
-		}
-	}
 	cli := CLI{args: args, env: env}
 	exited := -1
 	parser, err := kong.New(&cli,
@@ -124,6 +115,7 @@ func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
+	known := ignoreEmptyVariables(parser)
 	_, err = parser.Parse(args)
 	if exited == 0 {
 		return nil, errHelp // kong may complain after --help of what is missing
@@ -131,10 +123,28 @@ func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
 	if err != nil {
 		return nil, usageError(parser, err, cli.source)
 	}
-	if err := checkEnvironment(parser, os.Environ()); err != nil {
+	if err := checkEnvironment(known, os.Environ()); err != nil {
 		return nil, err
 	}
 	return &cli, nil
+}
+
+// ignoreEmptyVariables makes kong read no empty MAINSTAY_* variable: it
+// counts as unset, as compose's "MAINSTAY_GRACE: ${GRACE:-}" produces one,
+// where kong would parse "". The exception is MAINSTAY_HELPER_PREFIX, where
+// empty means no prefix. It returns every variable the flags read.
+func ignoreEmptyVariables(parser *kong.Kong) (known []string) {
+	for _, f := range parser.Model.Flags {
+		known = append(known, f.Tag.Envs...)
+		var keep []string
+		for _, name := range f.Tag.Envs {
+			if v, ok := os.LookupEnv(name); !ok || v != "" || name == envPrefix+"_HELPER_PREFIX" {
+				keep = append(keep, name)
+			}
+		}
+		f.Tag.Envs = keep
+	}
+	return known
 }
 
 // Validate checks what kong's types cannot; kong calls it after parsing.
@@ -216,7 +226,7 @@ func (c *CLI) source(flag string) string {
 		}
 	}
 	env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
-	if v, ok := os.LookupEnv(env); ok {
+	if v := os.Getenv(env); v != "" {
 		return fmt.Sprintf("%s (from %s=%q)", flag, env, v)
 	}
 	return flag
@@ -305,6 +315,7 @@ func (c *CLI) plan() *plan.Plan {
 		SignalGroup:      c.SignalGroup,
 		User:             c.User.u,
 		Env:              c.env,
+		NotifySocket:     os.Getenv(readiness.NotifyEnv),
 		LogFormat:        c.LogFormat,
 		LogLevel:         c.LogLevel,
 	}

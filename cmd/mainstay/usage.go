@@ -44,11 +44,7 @@ func usageError(parser *kong.Kong, err error, source func(flag string) string) e
 // checkEnvironment refuses a MAINSTAY_* variable that no flag reads: a
 // misspelt MAINSTAY_READY_TIMOUT would otherwise be ignored in silence.
 // The nearest known name is suggested.
-func checkEnvironment(parser *kong.Kong, environ []string) error {
-	var known []string
-	for _, f := range parser.Model.Flags {
-		known = append(known, f.Envs...)
-	}
+func checkEnvironment(known []string, environ []string) error {
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, envPrefix+"_") || slices.Contains(known, name) {

@@ -40,7 +40,7 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 	}
 	defer files.marker.close()
 	rf := files.ready
-	up := readiness.TakeNotifySocket(log) // before any child starts: none inherits it
+	up := readiness.NewUpstream(p.NotifySocket, log)
 	if err := rf.set(stateStarting); err != nil {
 		rf.close()
 		err = fmt.Errorf("%s: %s: %w", p.ReadyFileSource, p.ReadyFile, err)

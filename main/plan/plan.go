@@ -62,8 +62,12 @@ type Plan struct {
 	// (nil: mainstay's own).
 	User *User
 	// Env is the children's environment, computed once from mainstay's
-	// own at start-up: without its MAINSTAY_* configuration.
+	// own at start-up by [Environ]: without its MAINSTAY_* configuration
+	// or its NOTIFY_SOCKET.
 	Env []string
+	// NotifySocket is mainstay's own $NOTIFY_SOCKET at start-up, to tell
+	// the supervisor above when the container is ready ("" for none).
+	NotifySocket string
 
 	LogFormat, LogLevel string
 
@@ -130,11 +134,14 @@ func ChildEnv(env []string, u *User) []string {
 // Environ is the children's environment for the start-up environment
 // environ: everything but the variables whose name starts with prefix_
 // (mainstay's configuration is not theirs: a mainstay run by main must
-// not inherit the outer one's helpers).
+// not inherit the outer one's helpers), and but NOTIFY_SOCKET (mainstay's
+// own supervisor's: main gets mainstay's socket only with --ready notify,
+// a sidecar its run's own only with ready=notify, helpers and probes
+// never one).
 func Environ(environ []string, prefix string) []string {
 	out := []string{}
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, prefix+"_") {
+		if !strings.HasPrefix(kv, prefix+"_") && !strings.HasPrefix(kv, readiness.NotifyEnv+"=") {
 			out = append(out, kv)
 		}
 	}
