@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	mainproc "github.com/mainstay-dev/mainstay/main"
 	"github.com/mainstay-dev/mainstay/main/plan"
-	"github.com/mainstay-dev/mainstay/readiness"
 )
 
 // CLI is mainstay's command line. Every flag also reads MAINSTAY_<FLAG>;
@@ -107,8 +105,8 @@ func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
 		kong.DefaultEnvars(envPrefix),
 		kong.Vars{
 			"version":            version,
-			"cheap_max_interval": readiness.CheapMaxInterval.String(),
-			"max_interval":       readiness.MaxInterval.String(),
+			"cheap_max_interval": plan.CheapMaxInterval.String(),
+			"max_interval":       plan.MaxInterval.String(),
 		},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
@@ -315,7 +313,7 @@ func (c *CLI) plan() *plan.Plan {
 		SignalGroup:      c.SignalGroup,
 		User:             c.User.u,
 		Env:              c.env,
-		NotifySocket:     os.Getenv(readiness.NotifyEnv),
+		NotifySocket:     os.Getenv(plan.NotifyEnv),
 		LogFormat:        c.LogFormat,
 		LogLevel:         c.LogLevel,
 	}
@@ -324,47 +322,24 @@ func (c *CLI) plan() *plan.Plan {
 // probeList holds the --ready probes, parsed as each flag is read. Each
 // line of a value adds one probe; MAINSTAY_READY is used only when no
 // --ready is given.
-type probeList []readiness.Probe
+type probeList []plan.Probe
 
 func (l *probeList) Decode(ctx *kong.DecodeContext) error {
-	return decodeLines(ctx, "spec", func(s string) error {
-		pr, err := readiness.Parse(s)
-		if err == nil && readiness.NotifyOf(*l) != nil && readiness.NotifyOf([]readiness.Probe{pr}) != nil {
-			return fmt.Errorf("probe %q: given more than once; main has one $%s", s, readiness.NotifyEnv)
-		}
-		if err == nil {
-			*l = append(*l, pr)
-		}
+	return decodeLines(ctx, "spec", func(s string) (err error) {
+		*l, err = plan.AddReady(*l, s)
 		return err
 	})
 }
 
 // waitForList holds the --wait-for probes: those of --ready that do not
 // need main.
-type waitForList []readiness.Probe
+type waitForList []plan.Probe
 
 func (l *waitForList) Decode(ctx *kong.DecodeContext) error {
-	return decodeLines(ctx, "spec", func(s string) error {
-		pr, err := readiness.Parse(s)
-		if err != nil {
-			return err
-		}
-		if needsMain(pr) {
-			return fmt.Errorf("probe %q: watches main, which --wait-for runs before; use it with --ready", s)
-		}
-		*l = append(*l, pr)
-		return nil
+	return decodeLines(ctx, "spec", func(s string) (err error) {
+		*l, err = plan.AddWaitFor(*l, s)
+		return err
 	})
-}
-
-// needsMain reports whether a probe watches main itself (its output, its
-// notifications), and so cannot be a --wait-for dependency.
-func needsMain(pr readiness.Probe) bool {
-	if _, ok := pr.(*readiness.Log); ok {
-		return true
-	}
-	s := pr.String()
-	return s == "notify" || strings.HasPrefix(s, "notify:")
 }
 
 // commandList holds the --helper commands, the same way as probeList.
@@ -372,7 +347,7 @@ type commandList []commandFlag
 
 func (l *commandList) Decode(ctx *kong.DecodeContext) error {
 	return decodeLines(ctx, "command", func(s string) error {
-		argv, err := readiness.SplitCommand(s)
+		argv, err := plan.SplitCommand(s)
 		if err == nil {
 			*l = append(*l, commandFlag{line: s, argv: argv})
 		}
@@ -411,7 +386,7 @@ func (c *commandFlag) Decode(ctx *kong.DecodeContext) error {
 	if err := ctx.Scan.PopValueInto("command", &c.line); err != nil {
 		return err
 	}
-	argv, err := readiness.SplitCommand(c.line)
+	argv, err := plan.SplitCommand(c.line)
 	if err != nil {
 		return err
 	}
@@ -427,7 +402,7 @@ func (s *signalFlag) Decode(ctx *kong.DecodeContext) error {
 	if err := ctx.Scan.PopValueInto("signal", &v); err != nil {
 		return err
 	}
-	sig, err := mainproc.ParseSignal(v)
+	sig, err := plan.ParseSignal(v)
 	if err != nil {
 		return err
 	}

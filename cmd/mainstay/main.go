@@ -17,7 +17,6 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	mainproc "github.com/mainstay-dev/mainstay/main"
 	"github.com/mainstay-dev/mainstay/main/lifecycle"
 )
 
@@ -36,8 +35,7 @@ func main() {
 		os.Exit(health(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	keepWritesFromKilling()
-	// Log lines are written while main has the terminal too.
-	os.Exit(run(os.Args[1:], os.Stdout, mainproc.ForegroundSafe(os.Stderr)))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // keepWritesFromKilling subscribes to SIGPIPE. Without a subscription, the

@@ -26,8 +26,12 @@ import (
 // --ready → helpers → sidecars (start=after) → foreground → the stop
 // (main, then sidecars in reverse, then the sweep, in one --grace budget).
 // Whatever ends it, the stop is [life.stop]'s, and the exit code is
-// [Outcome.Code]'s. stderr receives mainstay's log.
+// [Outcome.Code]'s. stderr receives mainstay's log (written while main has
+// the terminal too, when it is one).
 func Run(p *plan.Plan, stderr io.Writer) Outcome {
+	if f, ok := stderr.(*os.File); ok {
+		stderr = mainproc.ForegroundSafe(f)
+	}
 	if err := p.CheckPrograms(); err != nil {
 		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
 		return Outcome{Err: err}
