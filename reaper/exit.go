@@ -22,6 +22,10 @@ type Exit struct {
 // before its deadline did not time out.
 func (e Exit) Cancelled() bool { return e.cancelled }
 
+// ExitedWith is the Exit of a process that exited with status code
+// (0–255).
+func ExitedWith(code int) Exit { return Exit{status: unix.WaitStatus(code&0xff) << 8} }
+
 // KilledBy is the Exit of a process that signal sig killed.
 func KilledBy(sig unix.Signal) Exit { return Exit{status: unix.WaitStatus(sig)} }
 
