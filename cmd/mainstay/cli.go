@@ -113,7 +113,10 @@ func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
-	known := ignoreEmptyVariables(parser)
+	if err := checkBlank(args); err != nil {
+		return nil, err
+	}
+	known := readOnlyUnsetFlags(parser, args)
 	_, err = parser.Parse(args)
 	if exited == 0 {
 		return nil, errHelp // kong may complain after --help of what is missing
@@ -127,13 +130,19 @@ func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
 	return &cli, nil
 }
 
-// ignoreEmptyVariables makes kong read no empty MAINSTAY_* variable: it
-// counts as unset, as compose's "MAINSTAY_GRACE: ${GRACE:-}" produces one,
-// where kong would parse "". The exception is MAINSTAY_HELPER_PREFIX, where
-// empty means no prefix. It returns every variable the flags read.
-func ignoreEmptyVariables(parser *kong.Kong) (known []string) {
+// readOnlyUnsetFlags makes kong read a MAINSTAY_* variable only for a flag
+// that args does not give (the flag wins: a bad variable beside it is not
+// even read), and no empty one: it counts as unset, as compose's
+// "MAINSTAY_GRACE: ${GRACE:-}" produces one, where kong would parse "".
+// The exception is MAINSTAY_HELPER_PREFIX, where empty means no prefix.
+// It returns every variable the flags read.
+func readOnlyUnsetFlags(parser *kong.Kong, args []string) (known []string) {
 	for _, f := range parser.Model.Flags {
 		known = append(known, f.Tag.Envs...)
+		if given(args, "--"+f.Name) {
+			f.Tag.Envs = nil
+			continue
+		}
 		var keep []string
 		for _, name := range f.Tag.Envs {
 			if v, ok := os.LookupEnv(name); !ok || v != "" || name == envPrefix+"_HELPER_PREFIX" {
@@ -143,6 +152,52 @@ func ignoreEmptyVariables(parser *kong.Kong) (known []string) {
 		f.Tag.Envs = keep
 	}
 	return known
+}
+
+// given reports whether args give flag (before a "--").
+func given(args []string, flag string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// listFlags are the repeatable flags that take a command or a probe.
+var listFlags = []string{"--ready", "--wait-for", "--before", "--helper", "--sidecar"}
+
+// checkBlank refuses a blank value of a repeatable flag on the command
+// line: "--before $UNSET" must not drop a migration in silence. (In their
+// MAINSTAY_* variables, blank lines are skipped: that is how one is
+// switched off.)
+func checkBlank(args []string) error {
+	for i, a := range args {
+		if a == "--" {
+			return nil
+		}
+		for _, f := range listFlags {
+			v, ok := strings.CutPrefix(a, f+"=")
+			if !ok && a == f && i+1 < len(args) {
+				v, ok = args[i+1], true
+			}
+			if ok && strings.TrimSpace(v) == "" {
+				return fmt.Errorf("%s: blank value %q: give a %s, or leave the flag out", f, v, what(f))
+			}
+		}
+	}
+	return nil
+}
+
+// what a list flag takes, for messages.
+func what(flag string) string {
+	if flag == "--ready" || flag == "--wait-for" {
+		return "probe"
+	}
+	return "command"
 }
 
 // Validate checks what kong's types cannot; kong calls it after parsing.
@@ -215,13 +270,8 @@ func (c *CLI) Validate() error {
 // source names where a flag's value came from: the flag, or its
 // environment variable when the command line does not give it.
 func (c *CLI) source(flag string) string {
-	for _, a := range c.args {
-		if a == "--" {
-			break
-		}
-		if a == flag || strings.HasPrefix(a, flag+"=") {
-			return flag
-		}
+	if given(c.args, flag) {
+		return flag
 	}
 	env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
 	if v := os.Getenv(env); v != "" {
@@ -250,13 +300,8 @@ func parentDir(path string) string {
 // listSource is flag, or its variable when the command line does not give
 // it (unlike source, without the value: a list's value has many lines).
 func (c *CLI) listSource(flag string) string {
-	for _, a := range c.args {
-		if a == "--" {
-			break
-		}
-		if a == flag || strings.HasPrefix(a, flag+"=") {
-			return flag
-		}
+	if given(c.args, flag) {
+		return flag
 	}
 	if env := envName(flag); os.Getenv(env) != "" {
 		return env

@@ -110,6 +110,19 @@ func TestRunBadInput(t *testing.T) {
 		{name: "user with empty group", args: []string{"--user=root:", argvMain}, want: []string{"--user", `"root:"`}},
 		{name: "unknown group", args: []string{"--user=root:mainstay-no-such-group", argvMain}, want: []string{"--user", "mainstay-no-such-group"}},
 
+		// A blank value of a repeatable flag on the command line.
+		{name: "blank before", args: []string{"--before", "", argvMain}, want: []string{"--before", "blank value"}},
+		{name: "spaces before", args: []string{"--before=   ", argvMain}, want: []string{"--before", "blank value"}},
+		{name: "blank helper", args: []string{"--helper", " ", argvMain}, want: []string{"--helper", "blank value"}},
+		{name: "blank wait-for", args: []string{"--wait-for", "", argvMain}, want: []string{"--wait-for", "blank value", "probe"}},
+		{name: "blank ready", args: []string{"--ready=", argvMain}, want: []string{"--ready", "blank value", "probe"}},
+		{name: "blank sidecar", args: []string{"--sidecar", "", argvMain}, want: []string{"--sidecar", "blank value"}},
+
+		// Sidecar keys given twice, a name with a control character.
+		{name: "sidecar key twice", args: []string{"--sidecar", "retries=5 retries=1 -- sleep 1", argvMain}, want: []string{"--sidecar", "retries= given more than once"}},
+		{name: "sidecar restart twice", args: []string{"--sidecar", "restart=no restart=always -- sleep 1", argvMain}, want: []string{"--sidecar", "restart= given more than once"}},
+		{name: "sidecar name with escape", args: []string{"--sidecar", "name=a\x1b[31m -- sleep 1", argvMain}, want: []string{"--sidecar", "control characters"}},
+
 		// The same mistakes through the environment.
 		{name: "env ready-timeout", env: map[string]string{"MAINSTAY_READY_TIMEOUT": "abc"}, args: []string{argvMain}, want: []string{"MAINSTAY_READY_TIMEOUT", `"abc"`}},
 		{name: "env stop-signal", env: map[string]string{"MAINSTAY_STOP_SIGNAL": "FOO"}, args: []string{argvMain}, want: []string{"MAINSTAY_STOP_SIGNAL", `"FOO"`}},
@@ -329,6 +342,35 @@ func TestParseScalarsFlagOverridesEnv(t *testing.T) {
 	want := []any{7 * time.Second, 3 * time.Second, syscall.SIGHUP, "continue", true}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("[ready-timeout grace stop-signal on-helper-failure signal-group] = %v, want %v", got, want)
+	}
+}
+
+// TestFlagWinsOverVariable: a variable is read only when its flag is not
+// given, so a bad one beside its flag is no error, for each kind of flag.
+func TestFlagWinsOverVariable(t *testing.T) {
+	for _, tc := range []struct {
+		env, value string
+		args       []string
+		check      func(*CLI) bool
+	}{
+		{"MAINSTAY_GRACE", "bogus", []string{"--grace", "2s"}, func(c *CLI) bool { return c.Grace == 2*time.Second }},
+		{"MAINSTAY_SIDECAR", "restart=never -- x", []string{"--sidecar", "sleep 1"}, func(c *CLI) bool { return len(c.Sidecar) == 1 && c.Sidecar[0].Name == "sleep" }},
+		{"MAINSTAY_WAIT_FOR", "bogus", []string{"--wait-for", "tcp:1"}, func(c *CLI) bool { return len(c.WaitFor) == 1 }},
+		{"MAINSTAY_STOP_SIGNAL", "FOO", []string{"--stop-signal=INT"}, func(c *CLI) bool { return syscall.Signal(c.StopSignal) == syscall.SIGINT }},
+		{"MAINSTAY_LOG_FORMAT", "xml", []string{"--log-format", "json"}, func(c *CLI) bool { return c.LogFormat == "json" }},
+		{"MAINSTAY_SIGNAL_GROUP", "maybe", []string{"--signal-group"}, func(c *CLI) bool { return c.SignalGroup }},
+		{"MAINSTAY_USER", "mainstay-no-such-user", []string{"--user", "root"}, func(c *CLI) bool { return c.User.u != nil && c.User.u.Spec == "root" }},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv(tc.env, tc.value)
+			cli, err := parseCLI(append(tc.args, "--", "true"), "test", io.Discard)
+			if err != nil {
+				t.Fatalf("%s=%q beside %q: %v, want the flag to win", tc.env, tc.value, tc.args, err)
+			}
+			if !tc.check(cli) {
+				t.Errorf("%q did not take effect", tc.args)
+			}
+		})
 	}
 }
 
