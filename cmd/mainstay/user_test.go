@@ -98,3 +98,35 @@ func TestUserRefusedWhenNotRoot(t *testing.T) {
 		t.Error("main was started")
 	}
 }
+
+// TestUserRefusedWithoutCapabilities: root without CAP_SETUID and
+// CAP_SETGID (docker run --cap-drop ALL) cannot switch users either, for
+// --user and a sidecar's user=: one line naming the flag and the
+// capability, exit 2, nothing started, not a 126 blaming the program.
+func TestUserRefusedWithoutCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test drops capabilities with setpriv, which needs root")
+	}
+	for _, tc := range []struct{ name, flag, value, want string }{
+		{"--user", "--user", "nobody", "--user nobody"},
+		{"sidecar user=", "--sidecar", "user=nobody -- sleep 1", `user=nobody`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			marker := t.TempDir() + "/started"
+			cmd := exec.Command("setpriv", "--inh-caps=-all", "--bounding-set=-all",
+				os.Args[0], tc.flag, tc.value, "--", "sh", "-c", "touch "+marker)
+			cmd.Env = append(os.Environ(), runChildEnv+"=1")
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("exit: %v, want 2\n%s", err, out)
+			}
+			if got := strings.TrimSpace(string(out)); strings.Count(got, "\n") != 0 ||
+				!strings.Contains(got, tc.want) || !strings.Contains(got, "without CAP_SET") {
+				t.Errorf("message: %q", got)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Error("main was started")
+			}
+		})
+	}
+}
