@@ -155,6 +155,26 @@ func TestDockerKill(t *testing.T) {
 	}
 }
 
+// TestDockerUserWithoutCapabilities: docker run --cap-drop ALL (what
+// Kubernetes' restricted profile does) with --user: mainstay is root but
+// cannot switch users; it exits 2 with one line naming --user and the
+// capability, before anything starts (not 126 blaming the program).
+func TestDockerUserWithoutCapabilities(t *testing.T) {
+	t.Parallel()
+	d := needDocker(t)
+	c := d.runDetached(t, "", "--cap-drop", "ALL", d.toolbox(t), "--user", "nobody", "--", "sh", "-c", "echo main ran")
+	if code := c.waitExited(short); code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	logs := strings.TrimSpace(c.logs())
+	if strings.Count(logs, "\n") != 0 || !strings.Contains(logs, "--user nobody") || !strings.Contains(logs, "without CAP_SET") {
+		t.Errorf("logs %q, want one line naming --user and the capability", logs)
+	}
+	if strings.Contains(logs, "main ran") {
+		t.Error("main was started")
+	}
+}
+
 // TestDockerInit: docker run --init makes Docker's init PID 1; mainstay is
 // then a child subreaper: an orphan of main is reparented to mainstay, not
 // to PID 1, and reaped; main's exit code is the container's.
