@@ -3,12 +3,15 @@
 package e2e
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sharedDir is a temporary directory owned by user (so main, run as that
@@ -215,4 +218,62 @@ func TestUserCannotExecute(t *testing.T) {
 			t.Error("main ran")
 		}
 	})
+}
+
+// TestHealthStateSwapped: main, as --user nobody in a directory it owns,
+// replaces ready.state with a symlink to /dev/zero, then with a FIFO. A
+// root "mainstay health" (a HEALTHCHECK) answers "not ready" at once,
+// exit 1: it neither follows the link (once it grew to 447 MB reading
+// /dev/zero) nor blocks on the FIFO.
+func TestHealthStateSwapped(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		dir := t.TempDir()
+		run := sharedDir(t, "nobody")
+		rf := filepath.Join(run, "ready")
+		main := script(t, run, "main.sh", `trap 'exit 0' TERM
+echo $$ > "$D/main.pid"
+while [ ! -e "$D/go.link" ]; do sleep 0.05; done
+rm -f "$D/ready.state" && ln -s /dev/zero "$D/ready.state" && echo > "$D/linked"
+while [ ! -e "$D/go.fifo" ]; do sleep 0.05; done
+rm -f "$D/ready.state" && mkfifo "$D/ready.state" && echo > "$D/fifoed"
+while :; do sleep 0.05; done
+`)
+		r := start(t, m, dir, "--log-format", "json", "--user", "nobody",
+			"--ready", "file:"+filepath.Join(run, "main.pid"), "--ready-file", rf, "--", "sh", main)
+		r.waitLog("ready file written")
+		if out, code := healthWithin(t, r, rf); out != "ready" || code != 0 {
+			t.Fatalf("health before the swap: %q, exit %d", out, code)
+		}
+		for _, step := range []struct{ trigger, done string }{{"go.link", "linked"}, {"go.fifo", "fifoed"}} {
+			touch(t, filepath.Join(run, step.trigger))
+			waitLine(t, filepath.Join(run, step.done))
+			if out, code := healthWithin(t, r, rf); code != 1 || !strings.HasPrefix(out, "not ready: ") {
+				t.Errorf("health with ready.state %s: %q, exit %d; want not ready, exit 1", step.done, out, code)
+			}
+		}
+		r.signal(15)
+		if got := r.wait(long); got != 0 {
+			t.Errorf("exit code %d, want 0", got)
+		}
+	})
+}
+
+// healthWithin runs "mainstay health" inside mainstay's namespaces, as
+// root, and fails the test when it takes more than 5 s.
+func healthWithin(t *testing.T, r *run, readyFile string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(r.PID()), "--pid", "--mount", "--",
+		bin, "health", "--ready-file", readyFile).Output()
+	if ctx.Err() != nil {
+		t.Fatalf("mainstay health did not answer within 5s")
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("mainstay health: %v", err)
+	}
+	return strings.TrimSpace(string(out)), code
 }

@@ -49,7 +49,11 @@ func health(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mainstay health: error: %v\n", err)
 		return 1 // not 2: Docker reserves it in HEALTHCHECK
 	}
-	state := lifecycle.ReadState(cli.ReadyFile)
+	state, err := lifecycle.ReadState(cli.ReadyFile)
+	if err != nil {
+		fmt.Fprintf(stdout, "not ready: %v\n", err)
+		return 1
+	}
 	fmt.Fprintln(stdout, state)
 	if state != lifecycle.StateReady {
 		return 1

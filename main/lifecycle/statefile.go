@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -372,23 +373,52 @@ func openStateFiles(p *plan.Plan) (*stateFiles, error) {
 	return &stateFiles{ready: rf, marker: m}, nil
 }
 
-// ReadState is what "mainstay health" reports for the ready file at path.
-func ReadState(path string) string {
-	b, err := os.ReadFile(path + ".state")
+// ReadState is what "mainstay health" reports for the ready file at path:
+// the state a live mainstay published there, or "gone". Another user
+// (main's) may own the directory and put anything at PATH or PATH.state:
+// both are read as mainstay's own start-up reads them, through the
+// directory without following a symlink, regular files only, at most 64
+// bytes, never blocking (a FIFO is refused). Anything else is an error,
+// which health reports as "not ready".
+func ReadState(path string) (string, error) {
+	if _, err := os.Stat(filepath.Dir(path)); errors.Is(err, fs.ErrNotExist) {
+		return stateGone, nil
+	}
+	d, err := openDir("--ready-file", path)
 	if err != nil {
-		return stateGone
+		return "", err
+	}
+	defer d.close()
+	name := filepath.Base(filepath.Clean(path))
+	b, err := d.read(name+".state", 64)
+	if errors.Is(err, unix.ENOENT) {
+		return stateGone, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s.state: %w", path, err)
+	}
+	if !isStateContent(b) {
+		return "", fmt.Errorf("%s.state: not written by mainstay", path)
 	}
 	state, pidText, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
 	pid, err := strconv.Atoi(pidText)
 	if err != nil || !running(pid) {
-		return stateGone // left behind by a mainstay that was killed
+		return stateGone, nil // left behind by a mainstay that was killed
 	}
 	if state == stateReady {
-		if _, err := os.Stat(path); err != nil {
-			return stateStopping // between removing the ready file and writing the state
+		kind, err := d.kind(name)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		switch kind {
+		case 0:
+			return stateStopping, nil // between removing the ready file and writing the state
+		case unix.S_IFREG:
+		default:
+			return "", fmt.Errorf("%s: not a regular file", path)
 		}
 	}
-	return state
+	return state, nil
 }
 
 // running reports whether pid is a live process (not a zombie).

@@ -1,11 +1,16 @@
 package lifecycle
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestReadyFileStates walks the published states through readState, which
@@ -14,7 +19,7 @@ func TestReadyFileStates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ready")
 	check := func(want string, readyExists bool) {
 		t.Helper()
-		if got := ReadState(path); got != want {
+		if got := mustReadState(t, path); got != want {
 			t.Errorf("state %q, want %q", got, want)
 		}
 		if _, err := os.Stat(path); (err == nil) != readyExists {
@@ -55,7 +60,7 @@ func TestReadyFileStale(t *testing.T) {
 	dead := cmd.ProcessState.Pid()
 	os.WriteFile(path+".state", []byte("ready "+strconv.Itoa(dead)+"\n"), 0o644)
 	os.WriteFile(path, []byte("ready\n"), 0o644)
-	if got := ReadState(path); got != stateGone {
+	if got := mustReadState(t, path); got != stateGone {
 		t.Errorf("state %q, want gone", got)
 	}
 }
@@ -68,4 +73,68 @@ func mustOpenReadyFile(t *testing.T, path string) *readyFile {
 	}
 	t.Cleanup(f.close)
 	return f
+}
+
+func mustReadState(t *testing.T, path string) string {
+	t.Helper()
+	s, err := ReadState(path)
+	if err != nil {
+		t.Fatalf("ReadState: %v", err)
+	}
+	return s
+}
+
+// TestReadStateUntrusted: what main's user may put at PATH.state or PATH
+// (a symlink to /dev/zero, a FIFO, a big file, garbage) is "not ready"
+// with a reason, at once, never read without a bound or followed.
+func TestReadStateUntrusted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, path string)
+		want  string
+	}{
+		{"state a symlink to /dev/zero", func(t *testing.T, path string) { symlink(t, "/dev/zero", path+".state") }, "symbolic link"},
+		{"state a FIFO", func(t *testing.T, path string) { mkfifoT(t, path+".state") }, "not a regular file"},
+		{"state garbage", func(t *testing.T, path string) { writeTestFile(t, path+".state", "ready 1 and more\n") }, "not written by mainstay"},
+		{"state big", func(t *testing.T, path string) { writeTestFile(t, path+".state", strings.Repeat("x", 1<<20)) }, "not written by mainstay"},
+		{"ready file a symlink", func(t *testing.T, path string) {
+			writeTestFile(t, path+".state", fmt.Sprintf("ready %d\n", os.Getpid()))
+			symlink(t, "/dev/zero", path)
+		}, "not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ready")
+			tc.setup(t, path)
+			done := make(chan error, 1)
+			go func() {
+				_, err := ReadState(path)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("ReadState: %v, want an error with %q", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("ReadState blocked")
+			}
+		})
+	}
+	if s, err := ReadState(filepath.Join(t.TempDir(), "nodir", "ready")); s != stateGone || err != nil {
+		t.Errorf("no directory: %q, %v; want gone", s, err)
+	}
+}
+
+func symlink(t *testing.T, target, path string) {
+	t.Helper()
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkfifoT(t *testing.T, path string) {
+	t.Helper()
+	if err := unix.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -78,7 +78,7 @@ func TestReadyFileRefusesForeign(t *testing.T) {
 				if err := f.set(stateStarting); err != nil {
 					t.Fatal(err)
 				}
-				if got := ReadState(path); got != stateStarting {
+				if got := mustReadState(t, path); got != stateStarting {
 					t.Errorf("state %q, want starting", got)
 				}
 				f.clear()
