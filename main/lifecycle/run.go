@@ -47,7 +47,7 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 	up := readiness.NewUpstream(p.NotifySocket, log)
 	if err := rf.set(stateStarting); err != nil {
 		rf.close()
-		err = fmt.Errorf("%s: %s: %w", p.ReadyFileSource, p.ReadyFile, err)
+		err = fmt.Errorf("%s: %w", p.ReadyFileSource, err)
 		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
 		return Usage(err)
 	}

@@ -122,7 +122,7 @@ func (d *fileDir) write(name, content string) error {
 	tmp := "." + name + "." + hex.EncodeToString(rnd[:])
 	fd, err := unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return err
+		return d.pathError(name, err)
 	}
 	f := os.NewFile(uintptr(fd), tmp)
 	err = func() error {
@@ -140,9 +140,22 @@ func (d *fileDir) write(name, content string) error {
 	}
 	if err != nil {
 		unix.Unlinkat(d.fd, tmp, 0)
-		return err
+		return d.pathError(name, err)
 	}
-	return d.sync()
+	return d.pathError(name, d.sync())
+}
+
+// pathError names the file the user gave, name in d, in err, rather than
+// the temporary file it happened to (a full disk, a read-only one).
+func (d *fileDir) pathError(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s: %w", filepath.Join(d.path, name), err)
 }
 
 // sync flushes d's entries to disk. An O_PATH descriptor cannot be synced:

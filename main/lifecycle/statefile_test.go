@@ -138,3 +138,24 @@ func mkfifoT(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestStateFileErrorNamesPath: a ready file that cannot be written (a
+// full disk) is reported with the path the user gave, not the temporary
+// file the write went to.
+func TestStateFileErrorNamesPath(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4k"); err != nil {
+		t.Fatalf("mount a small tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	// Fill it.
+	if err := os.WriteFile(filepath.Join(dir, "fill"), make([]byte, 64<<10), 0o644); err == nil {
+		t.Fatal("the 4k tmpfs took 64k")
+	}
+	path := filepath.Join(dir, "ready")
+	f := mustOpenReadyFile(t, path)
+	err := f.set(stateStarting)
+	if err == nil || !strings.Contains(err.Error(), path+".state:") || strings.Contains(err.Error(), ".ready.state.") {
+		t.Errorf("set on a full disk: %v, want an error naming %s.state, not the temporary file", err, path)
+	}
+}
