@@ -7,6 +7,12 @@
 //   - [Parse] refuses a spec that can never pass whatever main does (a host
 //     that is neither an IP address nor a valid name, an over-long socket
 //     path, a NUL byte); a name that does not resolve yet is accepted.
+//   - No password shows: a probe's String, every error of [Parse] and
+//     so every log line, attempt error and [NotReadyError] show a spec with
+//     the password of its URL replaced by xxxxx (as (*url.URL).Redacted
+//     does; a URL inside an exec: command too). Only the request itself
+//     carries the password. [Redact] does the same for free text that
+//     quotes specs (a --sidecar line, a usage error).
 //   - Every polled probe is polled in its own goroutine with its own
 //     exponential backoff (github.com/cenkalti/backoff/v4, with jitter,
 //     capped: Config.MaxInterval, or [DefaultMaxInterval] per kind when it
