@@ -103,7 +103,9 @@ func parse(args []string, version string) (*CLI, error) {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
 	if _, err := parser.Parse(args); err != nil {
-		return nil, usageError(parser, err, cli.source)
+		// The message may quote a probe spec or --sidecar line, and kong
+		// adds the variable's value: no password of a URL in it shows.
+		return nil, errors.New(readiness.Redact(usageError(parser, err, cli.source).Error()))
 	}
 	if err := checkEnvironment(parser, os.Environ()); err != nil {
 		return nil, err

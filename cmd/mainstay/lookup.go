@@ -32,7 +32,7 @@ func (c *CLI) programs() []program {
 	add := func(flag, line string, argv []string, u *userFlag) {
 		src := "main command"
 		if flag != "" {
-			src = fmt.Sprintf("%s %q", c.listSource(flag), line)
+			src = fmt.Sprintf("%s %q", c.listSource(flag), readiness.Redact(line)) // a sidecar's ready= URL
 		}
 		out = append(out, program{argv[0], src, u})
 	}
