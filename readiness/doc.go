@@ -23,8 +23,17 @@
 //     [Notify.Start] until [Notify.Close], beyond the wait (for
 //     STOPPING=1); only messages whose credentials show the sender's
 //     process tree or the sender's user are believed, and every
-//     descriptor that arrives with a message is closed at once. Main and
-//     sidecars share this one implementation.
+//     descriptor that arrives with a message is closed as soon as the
+//     sender is placed (the tree is read while a barrier sender still
+//     waits). Main and sidecars share this one implementation.
+//   - A notify log line names the sender as it is, with its own PID:
+//     "main" (or "sidecar") for the tree, "a process of main's user"
+//     otherwise; only the tree's STOPPING=1 closes [Notify.Stopping].
+//   - What a notify sender can make mainstay log is bounded: one message
+//     counts each field once (the first STATUS=, as systemd), and refused
+//     messages make one line, then one count per [RefusedInterval]. A
+//     sender found outside the tree is remembered (PID and start time):
+//     its next messages cost one read of /proc, not a walk.
 //   - Each run of a sidecar has a notify socket and ready state of its
 //     own ([Notify.ForRun]): nothing sent to an earlier run's socket can
 //     make a later run ready.
