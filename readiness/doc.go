@@ -7,6 +7,12 @@
 //   - [Parse] refuses a spec that can never pass whatever main does (a host
 //     that is neither an IP address nor a valid name, an over-long socket
 //     path, a NUL byte); a name that does not resolve yet is accepted.
+//   - No password shows: a probe's String, every error of [Parse] and
+//     so every log line, attempt error and [NotReadyError] show a spec with
+//     the password of its URL replaced by xxxxx (as (*url.URL).Redacted
+//     does; a URL inside an exec: command too). Only the request itself
+//     carries the password. [Redact] does the same for free text that
+//     quotes specs (a --sidecar line, a usage error).
 //   - Every polled probe is polled in its own goroutine with its own
 //     exponential backoff (github.com/cenkalti/backoff/v4, with jitter,
 //     capped: Config.MaxInterval, or [DefaultMaxInterval] per kind when it
@@ -17,8 +23,17 @@
 //     [Notify.Start] until [Notify.Close], beyond the wait (for
 //     STOPPING=1); only messages whose credentials show the sender's
 //     process tree or the sender's user are believed, and every
-//     descriptor that arrives with a message is closed at once. Main and
-//     sidecars share this one implementation.
+//     descriptor that arrives with a message is closed as soon as the
+//     sender is placed (the tree is read while a barrier sender still
+//     waits). Main and sidecars share this one implementation.
+//   - A notify log line names the sender as it is, with its own PID:
+//     "main" (or "sidecar") for the tree, "a process of main's user"
+//     otherwise; only the tree's STOPPING=1 closes [Notify.Stopping].
+//   - What a notify sender can make mainstay log is bounded: one message
+//     counts each field once (the first STATUS=, as systemd), and refused
+//     messages make one line, then one count per [RefusedInterval]. A
+//     sender found outside the tree is remembered (PID and start time):
+//     its next messages cost one read of /proc, not a walk.
 //   - Each run of a sidecar has a notify socket and ready state of its
 //     own ([Notify.ForRun]): nothing sent to an earlier run's socket can
 //     make a later run ready.

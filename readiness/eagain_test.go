@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 		os.Exit(eagainHelper(os.Args[len(os.Args)-1]))
 	case "notify-send":
 		os.Exit(notifySendHelper())
+	case "notify-main":
+		os.Exit(notifyMainHelper())
+	case "notify-flood":
+		os.Exit(notifyFloodHelper())
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(2)

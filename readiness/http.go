@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,8 +20,10 @@ import (
 // Redirects are not followed: a 3xx already shows the server answers.
 // Proxy variables are ignored, since the server is main, next to mainstay.
 type HTTP struct {
-	spec string
-	URL  string
+	spec string // as shown: without the password
+	// URL is the URL requested, with its password replaced by xxxxx
+	// ((*url.URL).Redacted); the request carries the real one.
+	URL string
 	// SkipVerify accepts any TLS certificate, such as the self-signed one
 	// of a server that is starting up.
 	SkipVerify bool
@@ -31,10 +34,24 @@ type HTTP struct {
 	host    string // the server's name, for TLS
 }
 
-// parseHTTP reads the URL rawURL of the probe spec.
-func parseHTTP(spec, rawURL string, skipVerify bool) (Probe, error) {
+// parseHTTP reads the URL rawURL of the probe spec raw; spec is the spec
+// as shown, without its password, and so is every error.
+func parseHTTP(spec, raw, rawURL string, skipVerify bool) (Probe, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
+		if spec != raw {
+			// The spec had a password: net/url's error could quote a
+			// piece of it (taken for a port, say). What is wrong with the
+			// spec as shown is safe to say, when something is.
+			if _, err = url.Parse(spec); err == nil {
+				return nil, fmt.Errorf("probe %q: not a valid URL (a / ? # or blank in the user name or password must be percent-encoded)", spec)
+			}
+		}
+		// A *url.Error quotes the URL, which the message already does.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("probe %q: %v", spec, err)
 	}
 	if u.Host == "" || u.Hostname() == "" {
@@ -53,7 +70,7 @@ func parseHTTP(spec, rawURL string, skipVerify bool) (Probe, error) {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
 	return HTTP{
-		spec: spec, URL: u.String(), SkipVerify: skipVerify,
+		spec: spec, URL: u.Redacted(), SkipVerify: skipVerify,
 		addr: net.JoinHostPort(u.Hostname(), port), request: request(u),
 		tls: u.Scheme == "https", host: u.Hostname(),
 	}, nil

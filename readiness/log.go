@@ -32,7 +32,8 @@ func parseLog(spec, expr string) (Probe, error) {
 	}
 	re, err := regexp.Compile(expr)
 	if err != nil {
-		return nil, fmt.Errorf("probe %q: %v", spec, err)
+		// The error quotes the expression.
+		return nil, fmt.Errorf("probe %q: %s", spec, Redact(err.Error()))
 	}
 	return &Log{spec: spec, re: re, matched: make(chan struct{})}, nil
 }

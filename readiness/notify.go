@@ -33,15 +33,25 @@ const NotifyEnv = "NOTIFY_SOCKET"
 // vanishes with mainstay. An abstract socket has no file permissions, so
 // anyone in the network namespace may write to it; a message is believed
 // only when its SCM_CREDENTIALS show a sender in the process tree of the
-// PID given to [Notify.Start], or running as the uid given there.
+// PID given to [Notify.Start] (that process or a descendant, found through
+// /proc while the message's descriptors are still open), or running as
+// the uid given there. Log lines name the sender as it is: "main" (or
+// "sidecar") for the tree, "a process of main's user" for the rest, with
+// the sender's own PID. A refused message is logged in full the first
+// time, then only counted: one line per [RefusedInterval] while refusals
+// go on. A sender found outside the tree is remembered by PID and start
+// time, so its next messages cost one read of /proc, not a walk.
 //
 // Of the protocol, READY=1 passes the probe, STATUS= and MAINPID= are
 // logged (MAINPID never changes which process is main or the sidecar),
-// STOPPING=1 closes [Notify.Stopping], EXTEND_TIMEOUT_USEC=N moves the
-// readiness deadline to at least now+N; the rest is ignored. Every file
-// descriptor that arrives with a message (SCM_RIGHTS) is closed at once:
-// sd_notify_barrier(3), used by systemd-notify, waits until the one it
-// sends is closed.
+// STOPPING=1 from the tree closes [Notify.Stopping] (from another process
+// of the user it is logged and ignored: that process does not speak for
+// main), EXTEND_TIMEOUT_USEC=N moves the readiness deadline to at least
+// now+N; the rest is ignored. Of each field, one datagram counts once (the
+// first STATUS=, as systemd takes it), so a datagram makes a few log lines
+// at most. Every file descriptor that arrives with a message (SCM_RIGHTS)
+// is closed once its sender is placed: sd_notify_barrier(3), used by
+// systemd-notify, waits until the one it sends is closed.
 //
 // The life of a Notify: [Parse] (or [Notify.ForRun]) makes it,
 // [Notify.Listen] creates the socket before its process starts,
@@ -126,8 +136,9 @@ func (p *Notify) Extensions() <-chan time.Time {
 	return p.extend
 }
 
-// Stopping is closed when the sender has sent STOPPING=1. It is nil for a
-// nil Notify, so a caller may select on it without checking for a notify
+// Stopping is closed when the sender, or a process of its tree, has sent
+// STOPPING=1 (another process of its user cannot). It is nil for a nil
+// Notify, so a caller may select on it without checking for a notify
 // probe.
 func (p *Notify) Stopping() <-chan struct{} {
 	if p == nil {
@@ -203,7 +214,8 @@ func (p *Notify) Env() string { return NotifyEnv + "=" + p.addr }
 
 // Start reads the messages sent to the socket, believing those whose
 // sender is pid (main, or the sidecar's run) or a descendant of it, or runs
-// as uid (its user), until Close. Listen must have succeeded. Start must
+// as uid (its user), until Close; the messages of another process of uid
+// cannot announce STOPPING=1. Listen must have succeeded. Start must
 // happen before Close: the same goroutine calls both, or Close waits for
 // the goroutine that called Start.
 func (p *Notify) Start(pid, uid int, log *slog.Logger) {
@@ -226,8 +238,29 @@ func (p *Notify) Close() {
 // maxNotifyFDs is SCM_MAX_FD, the most descriptors one message may carry.
 const maxNotifyFDs = 253
 
+// RefusedInterval is how often refused notify messages are reported: the
+// first refused message is logged in full, the next ones only counted,
+// and the count logged once per interval while they go on, so that a
+// process that floods the socket writes two lines every interval at most.
+const RefusedInterval = 10 * time.Second
+
+// refusedInterval is RefusedInterval; tests shorten it.
+var refusedInterval = RefusedInterval
+
+// sender is who sent a message, as far as mainstay can tell.
+type sender int
+
+const (
+	stranger sender = iota // neither in the tree nor the user: refused
+	inTree                 // the process started (main, a sidecar's run) or a descendant of it
+	sameUser               // another process of its user (or one that left /proc first)
+)
+
 func (p *Notify) read(pid, uid int, log *slog.Logger) {
 	defer close(p.done)
+	refused := newRefusals(log)
+	defer refused.stop()
+	tree := newTree(pid)
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4*maxNotifyFDs))
 	for {
@@ -238,74 +271,183 @@ func (p *Notify) read(pid, uid int, log *slog.Logger) {
 			}
 			return
 		}
-		cred := closeRights(oob[:oobn], log)
+		cred, fds, err := control(oob[:oobn])
+		// Who sent it is known before its descriptors are closed: a sender
+		// that waits for that (sd_notify_barrier(3), systemd-notify) is
+		// still in /proc, where its place in the tree is read.
+		from := stranger
 		switch {
 		case cred == nil:
-			log.Warn("notify message refused: no sender credentials")
-		case int(cred.Pid) != pid && int(cred.Uid) != uid && !descendant(int(cred.Pid), pid):
-			log.Warn("notify message refused: the sender is neither in "+p.who+"'s process tree nor "+p.who+"'s user",
+		case tree.contains(int(cred.Pid)):
+			from = inTree
+		case int(cred.Uid) == uid:
+			from = sameUser
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		switch {
+		case err != nil:
+			refused.add(0, 0, "notify message refused: bad control data", "err", err)
+		case cred == nil:
+			refused.add(0, 0, "notify message refused: no sender credentials")
+		case from == stranger:
+			refused.add(int(cred.Pid), int(cred.Uid), "notify message refused: the sender is neither in "+p.who+"'s process tree nor "+p.who+"'s user",
 				"pid", cred.Pid, "uid", cred.Uid, p.who+"_pid", pid, p.who+"_uid", uid)
 		case flags&unix.MSG_TRUNC != 0:
 			log.Warn("notify message ignored: longer than the buffer", "pid", cred.Pid, "bytes", len(buf))
 		default:
-			p.handle(string(buf[:n]), int(cred.Pid), log)
+			p.handle(string(buf[:n]), int(cred.Pid), from, log)
 		}
 	}
 }
 
-// closeRights closes every descriptor that came with a message, and
-// returns the sender's credentials, nil when there are none.
-func closeRights(oob []byte, log *slog.Logger) *unix.Ucred {
+// control returns the sender's credentials of a message's control data,
+// nil when there are none, and the descriptors that came with it, which
+// the caller must close.
+func control(oob []byte) (*unix.Ucred, []int, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		log.Warn("notify message: bad control data", "err", err)
-		return nil
+		return nil, nil, err
 	}
 	var cred *unix.Ucred
+	var fds []int
 	for _, m := range msgs {
-		if fds, err := unix.ParseUnixRights(&m); err == nil {
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
+		if rights, err := unix.ParseUnixRights(&m); err == nil {
+			fds = append(fds, rights...)
 			continue
 		}
 		if c, err := unix.ParseUnixCredentials(&m); err == nil {
 			cred = c
 		}
 	}
-	return cred
+	return cred, fds, nil
 }
 
-// handle acts on the lines of one believed message.
-func (p *Notify) handle(msg string, pid int, log *slog.Logger) {
+// refusals reports refused messages: the first in full, then, while they
+// go on, one line with their count every refusedInterval.
+type refusals struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	timer    *time.Timer // running while refusals are being counted
+	count    int         // refused since the last line
+	pid, uid int         // the last refused sender
+	stopped  bool
+}
+
+func newRefusals(log *slog.Logger) *refusals { return &refusals{log: log} }
+
+// add reports one refused message from pid and uid (0 when unknown),
+// logging msg and attrs when it is the first for a while.
+func (r *refusals) add(pid, uid int, msg string, attrs ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	if r.timer != nil {
+		r.count++
+		r.pid, r.uid = pid, uid
+		return
+	}
+	r.log.Warn(msg, attrs...)
+	r.timer = time.AfterFunc(refusedInterval, r.tick)
+}
+
+// tick ends an interval: it logs the count of the messages refused in it,
+// if any, and starts another; without any, the next refusal is logged in
+// full again.
+func (r *refusals) tick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	if r.count == 0 {
+		r.timer = nil
+		return
+	}
+	r.flush()
+	r.timer.Reset(refusedInterval)
+}
+
+func (r *refusals) flush() {
+	r.log.Warn("notify messages refused", "count", r.count, "within", refusedInterval, "last_pid", r.pid, "last_uid", r.uid)
+	r.count = 0
+}
+
+// stop logs the count not logged yet, and logs nothing more.
+func (r *refusals) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.count > 0 {
+		r.flush()
+	}
+}
+
+// handle acts on one believed message. Each field counts once: READY=1
+// and STOPPING=1 if a line says so, and of STATUS=, MAINPID= and
+// EXTEND_TIMEOUT_USEC= the first, as systemd's service manager takes
+// them, so that one datagram makes a few log lines at most, however many
+// lines it has. STOPPING=1 counts only from the process tree: another
+// process of the user does not speak for main (or the sidecar).
+func (p *Notify) handle(msg string, pid int, from sender, log *slog.Logger) {
 	log.Debug("notify message", "pid", pid, "message", msg)
+	name := p.who // who the log lines say sent it
+	if from == sameUser {
+		name = "a process of " + p.who + "'s user"
+	}
+	var ready, stopping bool
+	var status, mainPID, extend *string
 	for _, line := range strings.Split(msg, "\n") {
 		key, value, _ := strings.Cut(line, "=")
-		switch key {
-		case "READY":
-			if value == "1" {
-				p.readyOnce.Do(func() {
-					log.Info(p.who+" sent READY=1", "pid", pid)
-					close(p.ready)
-				})
-			}
-		case "STOPPING":
-			if value == "1" {
-				p.stopOnce.Do(func() {
-					log.Info(p.who+" sent STOPPING=1", "pid", pid)
-					close(p.stopping)
-				})
-			}
-		case "STATUS":
-			log.Info(p.who+" status", "pid", pid, "status", value)
-		case "MAINPID":
-			log.Info(p.who+" reported its PID; "+p.who+" stays the process mainstay started", "pid", pid, "mainpid", value)
-		case "EXTEND_TIMEOUT_USEC":
-			us, err := strconv.ParseUint(value, 10, 63)
-			if err != nil {
-				log.Warn("notify message: bad EXTEND_TIMEOUT_USEC", "pid", pid, "value", value)
-				continue
-			}
+		switch {
+		case line == "READY=1":
+			ready = true
+		case line == "STOPPING=1":
+			stopping = true
+		case key == "STATUS" && status == nil:
+			status = &value
+		case key == "MAINPID" && mainPID == nil:
+			mainPID = &value
+		case key == "EXTEND_TIMEOUT_USEC" && extend == nil:
+			extend = &value
+		}
+	}
+	if ready {
+		p.readyOnce.Do(func() {
+			log.Info(name+" sent READY=1", "pid", pid)
+			close(p.ready)
+		})
+	}
+	if stopping && from == sameUser {
+		log.Warn(name+" sent STOPPING=1; ignored: only "+p.who+" and its descendants may say it is stopping", "pid", pid)
+	} else if stopping {
+		p.stopOnce.Do(func() {
+			log.Info(name+" sent STOPPING=1", "pid", pid)
+			close(p.stopping)
+		})
+	}
+	if status != nil {
+		if from == inTree {
+			log.Info(p.who+" status", "pid", pid, "status", *status)
+		} else {
+			log.Info(name+" sent a status", "pid", pid, "status", *status)
+		}
+	}
+	if mainPID != nil {
+		log.Info(name+" sent MAINPID; "+p.who+" stays the process mainstay started", "pid", pid, "mainpid", *mainPID)
+	}
+	if extend != nil {
+		us, err := strconv.ParseUint(*extend, 10, 63)
+		if err != nil {
+			log.Warn("notify message: bad EXTEND_TIMEOUT_USEC", "pid", pid, "value", *extend)
+		} else {
 			d := time.Duration(min(us, uint64(1<<63-1)/1000)) * time.Microsecond
 			p.extendTo(time.Now().Add(d))
 		}
@@ -327,35 +469,84 @@ func (p *Notify) extendTo(t time.Time) {
 	p.extend <- t
 }
 
-// descendant reports whether pid is a descendant of root, following
-// parent PIDs in /proc.
-func descendant(pid, root int) bool {
-	for i := 0; pid > 1 && i < 1<<12; i++ {
-		pid = parentPID(pid)
-		if pid == root {
+// maxOutside bounds the senders a tree remembers to be outside it.
+const maxOutside = 1024
+
+// tree tells whether a sender is the process a Notify was started for
+// or a descendant of it, following parent PIDs in /proc. A process found
+// outside the tree can never enter it (an orphan goes to an ancestor, the
+// nearest subreaper), so it is remembered, by PID and start time, which
+// no later process with its PID shares: a sender that floods the socket
+// costs one read of /proc per message, not a walk up to PID 1.
+type tree struct {
+	root    int
+	outside map[procKey]bool
+}
+
+type procKey struct {
+	pid   int
+	start uint64
+}
+
+func newTree(root int) *tree { return &tree{root: root, outside: map[procKey]bool{}} }
+
+// contains reports whether pid is the root or a descendant of it. A pid
+// of 0 (a sender in another PID namespace) or one gone from /proc is not.
+func (t *tree) contains(pid int) bool {
+	if pid == t.root {
+		return true
+	}
+	if pid <= 1 {
+		return false
+	}
+	ppid, start, ok := readStat(pid)
+	if !ok {
+		return false
+	}
+	key := procKey{pid, start}
+	if t.outside[key] {
+		return false
+	}
+	for i := 0; i < 1<<12; i++ {
+		switch {
+		case ppid == t.root:
 			return true
+		case ppid <= 1:
+			// The walk reached PID 1, or a parent outside the namespace:
+			// every step was read, the answer is final.
+			if len(t.outside) >= maxOutside {
+				clear(t.outside)
+			}
+			t.outside[key] = true
+			return false
+		}
+		if ppid, _, ok = readStat(ppid); !ok {
+			return false // an ancestor exited meanwhile: not remembered
 		}
 	}
 	return false
 }
 
-// parentPID is pid's parent from /proc/PID/stat, 0 when pid is gone.
-func parentPID(pid int) int {
+// readStat returns pid's parent and start time (in clock ticks after
+// boot) from /proc/PID/stat; ok is false when pid is gone. Tests count
+// its calls.
+var readStat = func(pid int) (ppid int, start uint64, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return 0, 0, false
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0
+		return 0, 0, false
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
+	f := strings.Fields(s[i+1:]) // f[0] is field 3, the state
+	if len(f) < 20 {
+		return 0, 0, false
 	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
+	ppid, err1 := strconv.Atoi(f[1])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	return ppid, start, err1 == nil && err2 == nil
 }
 
 // Upstream is the notification socket mainstay itself was given, by a

@@ -29,9 +29,9 @@ const (
 )
 
 // notifySendHelper sends one message to $NOTIFY_SOCKET, a real sd_notify
-// client: the kernel attaches its credentials. It exits 0 when sent (and,
-// with a barrier, once the descriptor was closed), 3 when the descriptor
-// stayed open for 10 s, 1 on error.
+// client: the kernel attaches its credentials. It prints pid=ITS_PID once
+// sent, and exits 0 when sent (and, with a barrier, once the descriptor
+// was closed), 3 when the descriptor stayed open for 10 s, 1 on error.
 func notifySendHelper() int {
 	addr := os.Getenv(readiness.NotifyEnv)
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -53,6 +53,7 @@ func notifySendHelper() int {
 		fmt.Println("sendmsg:", err)
 		return 1
 	}
+	fmt.Printf("pid=%d\n", os.Getpid())
 	if !barrier {
 		return 0
 	}
@@ -65,6 +66,42 @@ func notifySendHelper() int {
 		return 3
 	}
 	return 0
+}
+
+// notifyMainHelper stands for a main that speaks sd_notify: once a line
+// (or the end) arrives on its stdin, it sends READY=1 to $NOTIFY_SOCKET
+// from its own PID, then waits to be killed.
+func notifyMainHelper() int {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	os.Stdin.Read(make([]byte, 1))
+	if err := unix.Sendto(fd, []byte("READY=1"), 0, &unix.SockaddrUnix{Name: os.Getenv(readiness.NotifyEnv)}); err != nil {
+		fmt.Println("sendto:", err)
+		return 1
+	}
+	select {}
+}
+
+// notifyFloodHelper sends to $NOTIFY_SOCKET, as fast as the socket takes
+// them, messages that a believed sender would make count, until the
+// socket is gone or it is killed.
+func notifyFloodHelper() int {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	to := &unix.SockaddrUnix{Name: os.Getenv(readiness.NotifyEnv)}
+	msg := []byte("READY=1\nSTOPPING=1\nSTATUS=flood\nEXTEND_TIMEOUT_USEC=1")
+	for {
+		if err := unix.Sendto(fd, msg, 0, to); err != nil && err != unix.EINTR {
+			fmt.Println("sendto:", err)
+			return 1
+		}
+	}
 }
 
 // A uid and another, neither mainstay's.
@@ -195,7 +232,9 @@ func TestNotifyCredentials(t *testing.T) {
 			}
 			log, logs := reapertest.NewLog()
 			n.Start(mainPID, tt.mainUID, log)
-			if code, out := send(t, n, tt.senderUID, "READY=1", false); code != 0 {
+			// With a barrier, as systemd-notify sends: the sender is still
+			// in /proc when its place in main's tree is read.
+			if code, out := send(t, n, tt.senderUID, "READY=1", true); code != 0 {
 				t.Fatalf("sender exited %d: %s", code, out)
 			}
 			if !tt.believed {
@@ -213,16 +252,21 @@ func TestNotifyCredentials(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Wait = %v, want nil", err)
 			}
-			if len(logs.Find(t, "main sent READY=1")) != 1 {
-				t.Errorf("no READY=1 log record: %v", logs.Records(t))
+			// Named as what it is: main's tree, or main's user.
+			want := "main sent READY=1"
+			if tt.outside {
+				want = "a process of main's user sent READY=1"
+			}
+			if len(logs.Find(t, want)) != 1 {
+				t.Errorf("no %q log record: %v", want, logs.Records(t))
 			}
 		})
 	}
 }
 
-// The protocol's other fields: STATUS and MAINPID logged, STOPPING=1
-// closes Stopping, other fields ignored, and a descriptor that comes with
-// a message is closed at once (the sender waits for that).
+// The protocol's other fields: STATUS and MAINPID logged, STOPPING=1 from
+// main's tree closes Stopping, other fields ignored, and a descriptor that
+// comes with a message is closed at once (the sender waits for that).
 func TestNotifyProtocol(t *testing.T) {
 	n := listenNotify(t)
 	log, logs := reapertest.NewLog()
@@ -238,19 +282,190 @@ func TestNotifyProtocol(t *testing.T) {
 	reapertest.WaitFor(t, "the status", func() bool {
 		return len(logs.Find(t, "main status", "status", "loading 3 of 7")) == 1
 	})
-	if len(logs.Find(t, "main reported its PID; main stays the process mainstay started", "mainpid", "4242")) != 1 {
+	if len(logs.Find(t, "main sent MAINPID; main stays the process mainstay started", "mainpid", "4242")) != 1 {
 		t.Errorf("MAINPID not logged: %v", logs.Records(t))
 	}
 	if n.Check(context.Background(), runner) == nil {
 		t.Error("passed without READY=1")
 	}
-	if code, out := send(t, n, -1, "STOPPING=1", false); code != 0 {
+	code, out := send(t, n, -1, "STOPPING=1", true)
+	if code != 0 {
 		t.Fatalf("sender exited %d: %s", code, out)
 	}
 	select {
 	case <-n.Stopping():
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stopping not closed 10s after STOPPING=1")
+	}
+	// A descendant of main speaks for main; the line gives its own PID.
+	if recs := logs.Find(t, "main sent STOPPING=1"); len(recs) != 1 || fmt.Sprint(recs[0]["pid"]) != senderPID(t, out) {
+		t.Errorf("STOPPING=1 records %v, want one with the sender's pid %s", recs, senderPID(t, out))
+	}
+}
+
+// senderPID is the PID the notify-send helper printed.
+func senderPID(t *testing.T, out string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if pid, ok := strings.CutPrefix(line, "pid="); ok {
+			return pid
+		}
+	}
+	t.Fatalf("no pid= in the sender's output %q", out)
+	return ""
+}
+
+// A process of main's user that is not in main's tree (a sidecar of the
+// same user, say) is believed, but named as what it is, with its own PID,
+// and its STOPPING=1 changes nothing: only main and its descendants may
+// say main is stopping. Main's own STOPPING=1 still counts afterwards.
+func TestNotifySameUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to send as another user")
+	}
+	n := listenNotify(t)
+	mainPID := sleeper(t)
+	log, logs := reapertest.NewLog()
+	n.Start(mainPID, senderUID, log)
+	code, out := send(t, n, senderUID, "STOPPING=1\nSTATUS=stopping soon\nMAINPID=1\nREADY=1", true)
+	if code != 0 {
+		t.Fatalf("sender exited %d: %s", code, out)
+	}
+	pid := senderPID(t, out)
+	err := readiness.Wait(context.Background(), []readiness.Probe{n}, readiness.Config{
+		Timeout: 20 * time.Second, AttemptTimeout: time.Second, Runner: runner, Log: log,
+	})
+	if err != nil {
+		t.Fatalf("Wait = %v: the READY=1 of main's user counts", err)
+	}
+	for _, msg := range []string{
+		"a process of main's user sent READY=1",
+		"a process of main's user sent STOPPING=1; ignored: only main and its descendants may say it is stopping",
+		"a process of main's user sent a status",
+		"a process of main's user sent MAINPID; main stays the process mainstay started",
+	} {
+		if recs := logs.Find(t, msg); len(recs) != 1 || fmt.Sprint(recs[0]["pid"]) != pid {
+			t.Errorf("records %q: %v, want one with the sender's pid %s", msg, recs, pid)
+		}
+	}
+	for _, r := range logs.Records(t) {
+		if strings.HasPrefix(fmt.Sprint(r["msg"]), "main ") {
+			t.Errorf("a line credits main with the message: %v", r)
+		}
+	}
+	select {
+	case <-n.Stopping():
+		t.Fatal("Stopping closed by a STOPPING=1 from outside main's tree")
+	default:
+	}
+}
+
+// One datagram, however many lines it has, makes one line per field: the
+// first STATUS=, MAINPID= and EXTEND_TIMEOUT_USEC=, as systemd takes them.
+func TestNotifyOneLinePerField(t *testing.T) {
+	n := listenNotify(t)
+	log, logs := reapertest.NewLog()
+	n.Start(os.Getpid(), mainUID, log)
+	var msg strings.Builder
+	for i := range 1000 { // 55 kB: less than the 64 KiB read
+		fmt.Fprintf(&msg, "STATUS=line %d\nMAINPID=%d\nEXTEND_TIMEOUT_USEC=x%d\n", i, i, i)
+	}
+	msg.WriteString("READY=1")
+	if code, out := send(t, n, -1, msg.String(), true); code != 0 {
+		t.Fatalf("sender exited %d: %s", code, out)
+	}
+	reapertest.WaitFor(t, "READY=1", func() bool { return len(logs.Find(t, "main sent READY=1")) == 1 })
+	if recs := logs.Find(t, "main status"); len(recs) != 1 || recs[0]["status"] != "line 0" {
+		t.Errorf("status records %v, want one: line 0", recs)
+	}
+	if recs := logs.Find(t, "main sent MAINPID; main stays the process mainstay started"); len(recs) != 1 || recs[0]["mainpid"] != "0" {
+		t.Errorf("MAINPID records %v, want one: 0", recs)
+	}
+	if recs := logs.Find(t, "notify message: bad EXTEND_TIMEOUT_USEC"); len(recs) != 1 || recs[0]["value"] != "x0" {
+		t.Errorf("EXTEND_TIMEOUT_USEC records %v, want one: x0", recs)
+	}
+	if recs := logs.Records(t); len(recs) > 5 {
+		t.Errorf("%d records for one datagram, want at most 5", len(recs))
+	}
+}
+
+// A process of another user floods main's socket (it found the address in
+// /proc/net/unix): one line says so, then a count; main's own READY=1
+// still lands at once, and the flood's STOPPING=1 counts for nothing.
+func TestNotifyFlood(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to send as another user")
+	}
+	n := listenNotify(t)
+	// Main: sends READY=1 itself, from its own PID, when told to.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	mainCmd := exec.Command(senderBinary(t), "-test.run=^$")
+	mainCmd.Env = append(os.Environ(), helperEnv+"=notify-main", n.Env())
+	mainCmd.Stdin = r
+	mainProc, err := runner.Start(mainCmd)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { mainProc.Signal(syscall.SIGKILL); mainProc.Wait() }()
+	log, logs := reapertest.NewLog()
+	n.Start(mainProc.PID(), mainUID, log)
+
+	const nobody = 65534
+	flood := exec.Command(senderBinary(t), "-test.run=^$")
+	flood.Env = append(os.Environ(), helperEnv+"=notify-flood", n.Env())
+	flood.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	floodProc, err := runner.Start(flood)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFlood := sync.OnceFunc(func() { floodProc.Signal(syscall.SIGKILL); floodProc.Wait() })
+	defer stopFlood()
+	const refused = "notify message refused: the sender is neither in main's process tree nor main's user"
+	reapertest.WaitFor(t, "the first refusal", func() bool { return len(logs.Find(t, refused)) > 0 })
+	// The condition waited for is time itself: the flood going on.
+	flooding := time.Now()
+	reapertest.WaitFor(t, "half a second of flood", func() bool { return time.Since(flooding) > 500*time.Millisecond })
+
+	sent := time.Now()
+	w.Write([]byte("\n"))
+	err = readiness.Wait(context.Background(), []readiness.Probe{n}, readiness.Config{
+		Timeout: 20 * time.Second, AttemptTimeout: time.Second, Runner: runner, Log: log,
+	})
+	took := time.Since(sent)
+	if err != nil {
+		t.Fatalf("Wait = %v", err)
+	}
+	if took > time.Second {
+		t.Errorf("main's READY=1 took %s to land under the flood, want less than 1s", took)
+	}
+	stopFlood()
+	n.Close() // logs the count
+	if recs := logs.Find(t, "main sent READY=1"); len(recs) != 1 || fmt.Sprint(recs[0]["pid"]) != fmt.Sprint(mainProc.PID()) {
+		t.Errorf("READY=1 records %v, want one from main's pid %d", recs, mainProc.PID())
+	}
+	select {
+	case <-n.Stopping():
+		t.Error("the flood's STOPPING=1 closed Stopping")
+	default:
+	}
+	counts := logs.Find(t, "notify messages refused")
+	if len(logs.Find(t, refused)) != 1 || len(counts) != 1 {
+		t.Fatalf("refusal records: %d in full, %d counts, want 1 and 1 (10s interval): %v",
+			len(logs.Find(t, refused)), len(counts), logs.Records(t))
+	}
+	n64, _ := counts[0]["count"].(float64)
+	t.Logf("main's READY=1 landed %s after it was sent; %d messages refused in %s, in %d log records",
+		took.Round(time.Millisecond), int(n64)+1, time.Since(flooding).Round(time.Millisecond), len(logs.Records(t)))
+	if n64 < 100 || fmt.Sprint(counts[0]["last_uid"]) != fmt.Sprint(nobody) {
+		t.Errorf("count record %v, want a count of the flood (100 or more) from uid %d", counts[0], nobody)
+	}
+	if recs := logs.Records(t); len(recs) > 6 {
+		t.Errorf("%d log records, want a handful: %v", len(recs), recs)
 	}
 }
 

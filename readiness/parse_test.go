@@ -41,7 +41,8 @@ func TestParse(t *testing.T) {
 		{"unix abstract", "unix:@app", readiness.Unix{Path: "@app"}},
 		{"unix longest path", "unix:/" + strings.Repeat("s", 106), readiness.Unix{Path: "/" + strings.Repeat("s", 106)}},
 		{"http ipv6 with zone", "http://[fe80::1%25eth0]:8080/", readiness.HTTP{URL: "http://[fe80::1%25eth0]:8080/"}},
-		{"http with user", "http://u:p@localhost/", readiness.HTTP{URL: "http://u:p@localhost/"}},
+		{"http with user", "http://u:p@localhost/", readiness.HTTP{URL: "http://u:xxxxx@localhost/"}},
+		{"http with user name only", "http://u@localhost/", readiness.HTTP{URL: "http://u@localhost/"}},
 		{"notify", "notify", &readiness.Notify{}},
 		{"log regex with colons and spaces", "log:ready to accept: (connections|clients)$", &readiness.Log{}},
 	}
@@ -51,8 +52,12 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%q): %v", tt.spec, err)
 			}
-			if got.String() != tt.spec {
-				t.Errorf("String() = %q, want the spec %q", got.String(), tt.spec)
+			shown := tt.spec
+			if tt.spec == "http://u:p@localhost/" {
+				shown = "http://u:xxxxx@localhost/" // no password shows
+			}
+			if got.String() != shown {
+				t.Errorf("String() = %q, want %q", got.String(), shown)
 			}
 			if reflect.TypeOf(got) != reflect.TypeOf(tt.want) {
 				t.Fatalf("Parse(%q) = %T, want %T", tt.spec, got, tt.want)

@@ -29,7 +29,8 @@ type Probe interface {
 	// returns when ctx is done. An error wrapped in backoff.Permanent
 	// means no later attempt can pass.
 	Check(ctx context.Context, r Runner) error
-	// String is the spec the probe was parsed from.
+	// String is the spec the probe was parsed from, with the password of
+	// a URL in it replaced by xxxxx: what log lines and errors show.
 	String() string
 }
 
@@ -48,46 +49,55 @@ const kinds = "tcp, file, exec, http, https, https+insecure, unix, log, notify"
 // is neither an IP address nor a syntactically valid host name, a socket
 // path too long for the kernel, a NUL byte in a path. A host name that
 // does not resolve is accepted: it may resolve later.
+//
+// The probe's String, and every error Parse returns, show the spec with
+// the password of its URL replaced by xxxxx (http://USER:xxxxx@HOST/...,
+// as (*url.URL).Redacted shows it; a URL inside an exec: command too):
+// they end up in log lines. The probe itself uses the real credentials.
 func Parse(spec string) (Probe, error) {
 	if spec == "notify" {
 		return newNotify(), nil
 	}
 	kind, arg, ok := strings.Cut(spec, ":")
+	// What String and every error show: the spec without its password.
+	isURL := kind == "http" || kind == "https" || kind == "https+insecure" || kind == "tcp" && strings.HasPrefix(arg, "//")
+	shown := redactSpec(spec, isURL)
 	if !ok {
-		return nil, fmt.Errorf("probe %q: want KIND:ARGUMENT with KIND one of %s", spec, kinds)
+		return nil, fmt.Errorf("probe %q: want KIND:ARGUMENT with KIND one of %s", shown, kinds)
 	}
 	switch kind {
 	case "tcp":
 		if rest, ok := strings.CutPrefix(arg, "//"); ok {
-			return parseTCP(spec, rest, true)
+			return parseTCP(shown, rest, true)
 		}
-		return parseTCP(spec, arg, false)
+		return parseTCP(shown, arg, false)
 	case "file":
 		if arg == "" {
-			return nil, fmt.Errorf("probe %q: file: needs a path", spec)
+			return nil, fmt.Errorf("probe %q: file: needs a path", shown)
 		}
 		if strings.IndexByte(arg, 0) >= 0 {
-			return nil, fmt.Errorf("probe %q: the path contains a NUL byte", spec)
+			return nil, fmt.Errorf("probe %q: the path contains a NUL byte", shown)
 		}
-		return File{spec: spec, Path: arg}, nil
+		return File{spec: shown, Path: arg}, nil
 	case "exec":
 		argv, err := SplitCommand(arg)
 		if err != nil {
-			return nil, fmt.Errorf("probe %q: %w", spec, err)
+			// SplitCommand's error quotes the command.
+			return nil, fmt.Errorf("probe %q: %s", shown, Redact(err.Error()))
 		}
-		return Exec{spec: spec, Argv: argv}, nil
+		return Exec{spec: shown, Argv: argv}, nil
 	case "http", "https":
-		return parseHTTP(spec, spec, false)
+		return parseHTTP(shown, spec, spec, false)
 	case "https+insecure":
-		return parseHTTP(spec, "https"+strings.TrimPrefix(spec, kind), true)
+		return parseHTTP(shown, spec, "https"+strings.TrimPrefix(spec, kind), true)
 	case "log":
-		return parseLog(spec, arg)
+		return parseLog(shown, arg)
 	case "unix":
-		return parseUnix(spec, arg)
+		return parseUnix(shown, arg)
 	case "notify":
-		return nil, fmt.Errorf("probe %q: notify takes no argument; write it as notify", spec)
+		return nil, fmt.Errorf("probe %q: notify takes no argument; write it as notify", shown)
 	}
-	return nil, fmt.Errorf("probe %q: unknown kind %q (want one of %s)", spec, kind, kinds)
+	return nil, fmt.Errorf("probe %q: unknown kind %q (want one of %s)", shown, kind, kinds)
 }
 
 // SplitCommand splits a command line into words as a POSIX shell would
@@ -112,11 +122,16 @@ func SplitCommand(s string) ([]string, error) {
 
 // parseTCP reads tcp:PORT, tcp:HOST:PORT, or, with url set, the
 // tcp://HOST:PORT of dockerize and wait-for (the host is required there).
+// spec is the spec as shown.
 func parseTCP(spec, arg string, url bool) (Probe, error) {
 	want := "want tcp:PORT or tcp:HOST:PORT"
 	if url {
 		want = "want tcp://HOST:PORT"
 		arg = strings.TrimSuffix(arg, "/")
+		if strings.Contains(arg, "@") {
+			// Not split: its parts could show a password.
+			return nil, fmt.Errorf("probe %q: %s, without user information", spec, want)
+		}
 	}
 	host, port := "localhost", arg
 	if url || strings.Contains(arg, ":") {
@@ -168,7 +183,8 @@ func checkHost(host string) error {
 // (sun_path is 108 bytes, the last one a NUL).
 const maxSocketPath = 107
 
-// parseUnix reads unix:PATH or the unix:///PATH of dockerize and wait-for.
+// parseUnix reads unix:PATH or the unix:///PATH of dockerize and wait-for;
+// spec is the spec as shown.
 func parseUnix(spec, arg string) (Probe, error) {
 	path := arg
 	if rest, ok := strings.CutPrefix(arg, "//"); ok {

@@ -122,7 +122,9 @@ func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
 		return nil, errHelp // kong may complain after --help of what is missing
 	}
 	if err != nil {
-		return nil, usageError(parser, err, cli.source)
+		// The message may quote a probe spec or --sidecar line, and kong
+		// adds the variable's value: no password of a URL in it shows.
+		return nil, errors.New(plan.Redact(usageError(parser, err, cli.source).Error()))
 	}
 	if err := checkEnvironment(known, os.Environ()); err != nil {
 		return nil, err
@@ -332,7 +334,7 @@ func (c *CLI) plan() *plan.Plan {
 		given[f] = c.listSource(f)
 	}
 	for _, sc := range c.Sidecar {
-		sc.Source = fmt.Sprintf("%s %q", given["--sidecar"], sc.Line)
+		sc.Source = fmt.Sprintf("%s %q", given["--sidecar"], plan.Redact(sc.Line)) // a ready= URL
 	}
 	return &plan.Plan{
 		Given:          given,

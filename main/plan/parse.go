@@ -21,6 +21,10 @@ const (
 // NotifyEnv is the variable of the sd_notify protocol.
 const NotifyEnv = readiness.NotifyEnv
 
+// Redact hides the password of every URL in s (USER:xxxxx@), for messages
+// that quote what the user wrote.
+func Redact(s string) string { return readiness.Redact(s) }
+
 // SplitCommand splits a command line into words as a shell would (quotes,
 // backslashes), refusing shell operators; no shell is run.
 func SplitCommand(line string) ([]string, error) { return readiness.SplitCommand(line) }

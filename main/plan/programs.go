@@ -35,7 +35,7 @@ func (p *Plan) commands() []Command {
 	probes := func(flag, line string, ps []readiness.Probe, u *User) {
 		for _, pr := range ps {
 			if e, ok := pr.(readiness.Exec); ok {
-				out = append(out, Command{Source: fmt.Sprintf("%s %q", p.given(flag), line+e.String()), Argv: e.Argv, User: u})
+				out = append(out, Command{Source: fmt.Sprintf("%s %q", p.given(flag), readiness.Redact(line)+e.String()), Argv: e.Argv, User: u})
 			}
 		}
 	}

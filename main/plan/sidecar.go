@@ -39,7 +39,7 @@ func ParseSidecar(line string) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sidecar %q: %w", line, err)
 	}
-	sc := &Sidecar{Command: Command{Source: fmt.Sprintf("sidecar %q", line), Line: line}, Restart: mainproc.RestartOnFailure, Retries: 5, Essential: true, StopSignal: syscall.SIGTERM}
+	sc := &Sidecar{Command: Command{Source: fmt.Sprintf("sidecar %q", readiness.Redact(line)), Line: line}, Restart: mainproc.RestartOnFailure, Retries: 5, Essential: true, StopSignal: syscall.SIGTERM}
 	opts, argv := optionWords(words)
 	if opts != nil && len(argv) == 0 {
 		return nil, fmt.Errorf("sidecar %q: no command after --", line)
