@@ -32,10 +32,6 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 	if f, ok := stderr.(*os.File); ok {
 		stderr = mainproc.ForegroundSafe(f)
 	}
-	if err := p.CheckPrograms(); err != nil {
-		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
-		return Outcome{Err: err}
-	}
 	log, setPhase := newLogger(stderr, p.LogFormat, p.LogLevel)
 	files, err := openStateFiles(p)
 	if err != nil {
@@ -52,6 +48,12 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 		return Usage(err)
 	}
 	defer rf.clear()
+	// "starting" is published first: a health check from here on sees
+	// this run, not the state a killed one left.
+	if err := p.CheckPrograms(); err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return Outcome{Err: err}
+	}
 
 	r, err := reaper.Start(log)
 	if err != nil {
