@@ -6,20 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/reaper"
 )
-
-// Runner runs a command to completion and returns how it ended; when ctx is
-// done first it kills the command's process group. *reaper.Reaper satisfies it.
-type Runner interface {
-	Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error)
-}
 
 // Task is one helper command.
 type Task struct {
@@ -43,7 +35,9 @@ type Config struct {
 	// Timeout bounds each task; 0 means none.
 	Timeout   time.Duration
 	OnFailure Policy
-	Runner    Runner
+	// Runner starts each task (the program's reaper, or one that adds the
+	// --user user's environment and credentials to its Spec).
+	Runner reaper.Runner
 	// TTY, when not nil, is the controlling terminal: each task runs as its
 	// foreground job, with the terminal as its output, unprefixed.
 	TTY *os.File
@@ -155,11 +149,6 @@ func Run(ctx context.Context, tasks []Task, cfg Config) error {
 	return nil
 }
 
-// prefixDelay bounds how long a prefixed task's output is read after the
-// task exited: a background process it left holding the pipe must not hold
-// up the next task.
-const prefixDelay = time.Second
-
 // runTries runs t up to 1+cfg.Retries times, until it succeeds, waiting
 // cfg.NewBackOff's delays in between. It returns the last failure. A stop
 // (ctx done) ends the tries at once, during a try or a delay.
@@ -198,25 +187,22 @@ func run(ctx context.Context, t Task, name string, cfg Config) *Error {
 		tctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	cmd := exec.Command(t.Argv[0], t.Argv[1:]...)
-	if cmd.Err != nil {
-		return &Error{Task: t, Err: cmd.Err}
+	// The reaper bounds how long the output is still copied once the task
+	// exited: a background process it left holding the pipe (reaper's
+	// "left running by" line) does not hold up the next task.
+	spec := reaper.Spec{
+		Name:  cfg.kind() + " " + name,
+		Argv:  t.Argv,
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if cfg.TTY != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: int(cfg.TTY.Fd())}
-	} else if cfg.Prefix != "" {
-		prefix := ExpandPrefix(cfg.Prefix, name)
-		stdout := NewPrefixer(os.Stdout, prefix)
-		stderr := NewPrefixer(os.Stderr, prefix)
-		defer stdout.Flush()
-		defer stderr.Flush()
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		cmd.WaitDelay = prefixDelay
+		spec.Terminal = cfg.TTY
+	} else {
+		spec.Prefix = ExpandPrefix(cfg.Prefix, name)
 	}
 	start := time.Now()
 	cfg.Log.Info(cfg.kind()+" started", "helper", t.Name)
-	exit, err := cfg.Runner.Run(tctx, cmd)
+	exit, err := cfg.Runner.Run(tctx, spec)
 	if cfg.TTY != nil && cfg.Reclaim != nil {
 		cfg.Reclaim()
 	}

@@ -122,7 +122,7 @@ func ownCredential() *syscall.Credential {
 	return cred
 }
 
-// checkProgram finds name as exec.Command would and checks that cred may
+// checkProgram finds name as reaper.Start would and checks that cred may
 // execute what it found: 127 when nothing is found, 126 when it cannot.
 func checkProgram(name string, cred *syscall.Credential) (int, error) {
 	path, err := exec.LookPath(name)

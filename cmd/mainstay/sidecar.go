@@ -305,23 +305,22 @@ func (s *sidecars) launch(f *sidecarFlag) *runningSidecar {
 	if f.user != nil {
 		u = f.user
 	}
-	prefix := helpers.ExpandPrefix(c.HelperPrefix, f.name)
 	spec := mainproc.SidecarSpec{
-		Name:       f.name,
-		Argv:       f.argv,
-		Env:        u.environ(),
-		Credential: u.cred,
+		Name: f.name,
+		Spec: reaper.Spec{
+			Argv:       f.argv,
+			Env:        u.environ(),
+			Credential: u.cred,
+			Stdout:     os.Stdout,
+			Stderr:     os.Stderr,
+			Prefix:     helpers.ExpandPrefix(c.HelperPrefix, f.name),
+		},
 		StopSignal: f.stopSignal,
 		Restart:    f.restart,
 		Retries:    f.retries,
 		NewBackOff: c.restartBackOff,
 		MaxDelay:   c.RestartMaxDelay,
 		OnState:    func(mainproc.State) { s.changed() },
-	}
-	if prefix != "" {
-		spec.Stdout, spec.Stderr = helpers.NewPrefixer(os.Stdout, prefix), helpers.NewPrefixer(os.Stderr, prefix)
-	} else {
-		spec.Stdout, spec.Stderr = os.Stdout, os.Stderr
 	}
 	if len(f.ready) > 0 {
 		cfg := c.probeConfig(s.r, 0, s.log.With("sidecar", f.name))

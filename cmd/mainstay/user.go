@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
@@ -110,29 +109,21 @@ func (u *userFlag) checkCanSwitch() error {
 
 // runner starts helpers and exec probes through r with the children's
 // environment (environ), as the --user user when one is given.
-func (u *userFlag) runner(r *reaper.Reaper) interface {
-	Run(context.Context, *exec.Cmd) (reaper.Exit, error)
-} {
-	return asUser{r: r, cred: u.cred, env: u.environ()}
+func (u *userFlag) runner(r *reaper.Reaper) reaper.Runner {
+	return asUser{r: r, base: reaper.Spec{Env: u.environ(), Credential: u.cred}}
 }
 
-// asUser runs commands through the reaper with the children's environment
-// and, when cred is not nil, the user's credentials.
+// asUser runs children through the reaper with the Env and Credential of
+// base: the children's environment and, when not nil, the user's
+// credentials.
 type asUser struct {
 	r    *reaper.Reaper
-	cred *syscall.Credential
-	env  []string
+	base reaper.Spec
 }
 
-func (a asUser) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
-	if a.cred != nil {
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		cmd.SysProcAttr.Credential = a.cred
-	}
-	cmd.Env = a.env
-	return a.r.Run(ctx, cmd)
+func (a asUser) Run(ctx context.Context, s reaper.Spec) (reaper.Exit, error) {
+	s.Env, s.Credential = a.base.Env, a.base.Credential
+	return a.r.Run(ctx, s)
 }
 
 // uid is the user main runs as.
