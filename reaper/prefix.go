@@ -49,6 +49,12 @@ func newPrefixer(w io.Writer, prefix string) *prefixer {
 // maxLine bytes of it have), or until flush.
 func (p *prefixer) write(b []byte) {
 	for len(b) > 0 {
+		if len(p.line) == 0 {
+			b = p.lines(b)
+			if len(b) == 0 {
+				break
+			}
+		}
 		i := bytes.IndexByte(b, '\n')
 		n := i // the line's length without its newline
 		if i < 0 {
@@ -70,6 +76,32 @@ func (p *prefixer) write(b []byte) {
 		b = b[i+1:]
 	}
 	p.send()
+}
+
+// lines is write's fast path, taken while no unfinished line is held: it
+// copies the complete lines at the start of b that fit in a batch, each
+// after the prefix, into the batch, writing it out whenever the next line
+// would not fit, and returns the rest of b: from its first line that is
+// unfinished, or too long for a batch.
+func (p *prefixer) lines(b []byte) []byte {
+	batch := p.batch[:batchSize]
+	pos := len(p.batch)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		n := len(p.prefix) + i + 1
+		if i < 0 || n > batchSize {
+			break
+		}
+		if pos+n > batchSize {
+			p.w.Write(batch[:pos])
+			pos = 0
+		}
+		pos += copy(batch[pos:], p.prefix)
+		pos += copy(batch[pos:], b[:i+1])
+		b = b[i+1:]
+	}
+	p.batch = batch[:pos]
+	return b
 }
 
 // flush writes out the unfinished line, ended by a newline, and whatever
