@@ -11,8 +11,8 @@ import (
 // Spec describes one child completely; [Reaper.Start] is the only code that
 // turns it into an [exec.Cmd].
 type Spec struct {
-	// Name names the child in log lines: "sidecar redis", "helper
-	// migrate". It may be empty.
+	// Name names the child in log lines ("left running by NAME"):
+	// "sidecar redis", "helper migrate". Empty, Argv[0] stands for it.
 	Name string
 	// Argv is the program and its arguments; the program is looked up in
 	// mainstay's own PATH when it has no slash, as [exec.Command] does.
@@ -37,8 +37,12 @@ type Spec struct {
 	Stdout, Stderr io.Writer
 	// Prefix, when not empty, is written before every line of the
 	// child's stdout and stderr, which then always go through a pipe (a
-	// file too). See [MaxLine] for lines that never end, and [Proc.Wait]
-	// for a last line without a newline.
+	// file too). Each run has a prefixer of its own: its unfinished last
+	// line is written, prefixed and ended by a newline, when its pipe is
+	// closed. Whole lines go out in writes of at most PIPE_BUF (4096)
+	// bytes, as many as one read of the pipe brought, never held back to
+	// fill a write; a longer line goes alone. A line longer than 64 KiB is
+	// written in pieces of 64 KiB, each ended by an added newline.
 	Prefix string
 	// KillGroup makes the child's process group die with it: when the
 	// child exits, whatever it left in its group is sent SIGKILL before
