@@ -103,32 +103,29 @@ func redirect(t *testing.T) (stdout, stderr string) {
 	return stdout, stderr
 }
 
-func short(t helpers.Task, name string) helpers.Task {
-	t.Short = name
+func prefixed(t helpers.Task, prefix string) helpers.Task {
+	t.Prefix = prefix
 	return t
 }
 
 func TestRunPrefix(t *testing.T) {
 	tests := []struct {
 		name             string
-		prefix           string
 		tasks            []helpers.Task
 		wantOut, wantErr string
 	}{
 		{
-			name:   "lines prefixed with the task's short name, else its program's",
-			prefix: "[{helper}] ",
+			name: "lines prefixed with each task's prefix",
 			tasks: []helpers.Task{
-				short(sh(`echo one; printf 'unfinished'`), "sh#1"),
-				{Name: "printf", Argv: []string{"printf", `a\n\nb\n`}},
-				short(sh(`echo oops >&2`), "sh#3"),
+				prefixed(sh(`echo one; printf 'unfinished'`), "[sh#1] "),
+				prefixed(helpers.Task{Name: "printf", Argv: []string{"printf", `a\n\nb\n`}}, "[printf] "),
+				prefixed(sh(`echo oops >&2`), "[sh#3] "),
 			},
 			wantOut: "[sh#1] one\n[sh#1] unfinished\n[printf] a\n[printf] \n[printf] b\n",
 			wantErr: "[sh#3] oops\n",
 		},
 		{
 			name:    "empty prefix leaves output alone",
-			prefix:  "",
 			tasks:   []helpers.Task{sh(`echo one; printf 'unfinished'; echo two >&2`)},
 			wantOut: "one\nunfinished",
 			wantErr: "two\n",
@@ -138,7 +135,7 @@ func TestRunPrefix(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr := redirect(t)
 			log, _ := reapertest.NewLog()
-			if err := helpers.Run(context.Background(), tt.tasks, helpers.Config{OnFailure: helpers.Stop, Prefix: tt.prefix, Runner: runner, Log: log}); err != nil {
+			if err := helpers.Run(context.Background(), tt.tasks, helpers.Config{OnFailure: helpers.Stop, Runner: runner, Log: log}); err != nil {
 				t.Fatalf("Run = %v", err)
 			}
 			if got := readFile(t, stdout); got != tt.wantOut {

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -16,20 +14,17 @@ import (
 	"github.com/mainstay-dev/mainstay/reaper"
 )
 
-// Runner runs a command to completion and returns how it ended; when ctx is
-// done first it kills the command's process group. *reaper.Reaper satisfies it.
-type Runner interface {
-	Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error)
-}
-
 // Task is one helper command.
 type Task struct {
 	// Name is the command as the user wrote it; logs and errors use it.
 	Name string
-	// Short names it in its output's prefix: its program's base name,
-	// with #N when several share it; Argv[0]'s base name when empty.
+	// Short names it in log lines about what it left running: its
+	// program's base name, with #N when several share it.
 	Short string
-	Argv  []string
+	// Prefix, when not empty and there is no TTY, is written before each
+	// line it prints.
+	Prefix string
+	Argv   []string
 	// Child, when set, is its registry entry, kept up to date while it
 	// runs.
 	Child *registry.Child
@@ -50,18 +45,16 @@ type Config struct {
 	// Timeout bounds each task; 0 means none.
 	Timeout   time.Duration
 	OnFailure Policy
-	Runner    Runner
+	// Runner starts each task (the program's reaper, or one that adds the
+	// --user user's environment and credentials to its Spec).
+	Runner reaper.Runner
 	// TTY, when not nil, is the controlling terminal: each task runs as its
 	// foreground job, with the terminal as its output, unprefixed.
 	TTY *os.File
 	// Reclaim, when set, is called after each task that had the terminal,
 	// to take the terminal back as a shell does when a foreground job ends.
 	Reclaim func()
-	// Prefix, when not empty and there is no TTY, is written before each
-	// line of a task's output; "{helper}" in it becomes the task's short
-	// name (its program's base name, with "#N" when several share it).
-	Prefix string
-	Log    *slog.Logger
+	Log     *slog.Logger
 	// OnContinue, when set, is called for each task that failed under
 	// Continue, after it is logged.
 	OnContinue func(*Error)
@@ -161,11 +154,6 @@ func Run(ctx context.Context, tasks []Task, cfg Config) error {
 	return nil
 }
 
-// prefixDelay bounds how long a prefixed task's output is read after the
-// task exited: a background process it left holding the pipe must not hold
-// up the next task.
-const prefixDelay = time.Second
-
 // runTries runs t up to 1+cfg.Retries times, until it succeeds, waiting
 // cfg.NewBackOff's delays in between. It returns the last failure. A stop
 // (ctx done) ends the tries at once, during a try or a delay.
@@ -204,30 +192,23 @@ func run(ctx context.Context, t Task, cfg Config) *Error {
 		tctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	cmd := exec.Command(t.Argv[0], t.Argv[1:]...)
-	if cmd.Err != nil {
-		return &Error{Task: t, Err: cmd.Err}
+	// The reaper bounds how long the output is still copied once the task
+	// exited: a background process it left holding the pipe (reaper's
+	// "left running by" line) does not hold up the next task.
+	spec := reaper.Spec{
+		Name:  cfg.kind() + " " + t.Short,
+		Argv:  t.Argv,
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if cfg.TTY != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: int(cfg.TTY.Fd())}
-	} else if cfg.Prefix != "" {
-		name := t.Short
-		if name == "" {
-			name = filepath.Base(t.Argv[0])
-		}
-		prefix := ExpandPrefix(cfg.Prefix, name)
-		stdout := NewPrefixer(os.Stdout, prefix)
-		stderr := NewPrefixer(os.Stderr, prefix)
-		defer stdout.Flush()
-		defer stderr.Flush()
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		cmd.WaitDelay = prefixDelay
+		spec.Terminal = cfg.TTY
+	} else {
+		spec.Prefix = t.Prefix
 	}
 	start := time.Now()
 	cfg.Log.Info(cfg.kind()+" started", "helper", t.Name)
 	t.Child.Started(0, start, registry.Running)
-	exit, err := cfg.Runner.Run(tctx, cmd)
+	exit, err := cfg.Runner.Run(tctx, spec)
 	if err == nil {
 		t.Child.Exited(exit, time.Now(), registry.Exited)
 	} else {

@@ -332,10 +332,10 @@ func cancelCause(*testing.T) (context.Context, func()) {
 // lateRunner runs the command for real, then returns only once ctx is done:
 // as when a task exits an instant before its deadline and the timer fires
 // before the exit is looked at.
-type lateRunner struct{ helpers.Runner }
+type lateRunner struct{ reaper.Runner }
 
-func (l lateRunner) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
-	exit, err := l.Runner.Run(ctx, cmd)
+func (l lateRunner) Run(ctx context.Context, s reaper.Spec) (reaper.Exit, error) {
+	exit, err := l.Runner.Run(ctx, s)
 	<-ctx.Done()
 	return exit, err
 }

@@ -11,7 +11,10 @@
 //   - Main is started through the [reaper.Reaper], in a process group of its
 //     own, with the program's own stdin, stdout and stderr. Only when an
 //     observer is given (a log: probe) do stdout and stderr go through pipes
-//     that mainstay copies, byte for byte, to its own.
+//     that the reaper copies, byte for byte, to mainstay's own and to the
+//     observer; they are kept open after main's exit ([reaper.KeepOutput])
+//     for what main left running, until [Process.FlushOutput] after the
+//     final sweep.
 //   - The signals mainstay forwards are subscribed with [signal.Notify]
 //     once, by [Subscribe], before any child starts; until main exists
 //     [Signals.Watch] handles them, then one goroutine of main's, the only
@@ -46,9 +49,13 @@
 //     terminal's foreground, with SIGTTOU blocked on a locked OS thread, and
 //     continues main if a job-control signal stopped it — exactly "fg %1".
 //   - A [Sidecar] is kept up by its own goroutine: each run is started
-//     through [reaper.Reaper.StartGroup] (its group dies with it, before its
-//     exit is reported), with stdin from /dev/null, and restarted by its
-//     policy after a backoff delay. A run never starts once [Sidecar.Stop]
+//     from a copy of its [reaper.Spec] with KillGroup (its group dies with
+//     it, before its exit is reported) and stdin from /dev/null, and
+//     restarted by its policy after a backoff delay. A run's exit is its
+//     leader's: a descendant that left the group and holds the run's
+//     output delays the restart, or the end of a stop, by at most the
+//     reaper's output bound, and is logged as "left running by sidecar
+//     NAME". Each run has its own prefixer, ended with the run. A run never starts once [Sidecar.Stop]
 //     was called: the check and the start share the sidecar's mutex. A
 //     sidecar stopped on request never counts as failed.
 //   - Each run of a sidecar has a [ReadyCheck] of its own, made before the

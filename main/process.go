@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -23,13 +22,10 @@ type Options struct {
 	Grace time.Duration
 	// Group sends every signal to main's process group instead of main.
 	Group bool
-	// Credential, when set, is the user main runs as.
-	Credential *syscall.Credential
-	// Env is main's environment; nil means mainstay's own.
-	Env []string
 	// Stdout and Stderr, when set, observe a copy of main's output (for
-	// log probes). Main then writes to pipes that mainstay copies to its
-	// own stdout and stderr unchanged; otherwise main inherits them.
+	// log probes). Main then writes to pipes that the reaper copies to
+	// mainstay's own stdout and stderr unchanged, and to the observer,
+	// until [Process.FlushOutput]; otherwise main inherits them.
 	Stdout, Stderr io.Writer
 }
 
@@ -53,14 +49,14 @@ type Process struct {
 
 	mu       sync.Mutex
 	deadline time.Time // end of the stop's budget, once asked to stop
-	outputs  []*output
 }
 
-// Start starts argv as main through r, with mainstay's stdin, stdout and
-// stderr, and starts the goroutine that signals it, which from then on
-// owns the subscription sigs. The error is the start error of argv[0]; see
-// [reaper.StartFailureCode] for its exit code.
-func Start(r *reaper.Reaper, sigs *Signals, argv []string, opts Options, log *slog.Logger) (*Process, error) {
+// Start starts spec (its Argv, Env, Credential, Dir) as main through r,
+// with mainstay's stdin, stdout and stderr, and starts the goroutine that
+// signals it, which from then on owns the subscription sigs. The error is
+// the start error of Argv[0]; see [reaper.StartFailureCode] for its exit
+// code.
+func Start(r *reaper.Reaper, sigs *Signals, spec reaper.Spec, opts Options, log *slog.Logger) (*Process, error) {
 	p := &Process{
 		opts:     opts,
 		log:      log,
@@ -72,35 +68,19 @@ func Start(r *reaper.Reaper, sigs *Signals, argv []string, opts Options, log *sl
 		stuck:    make(chan struct{}),
 		ended:    make(chan struct{}),
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = opts.Env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opts.Credential}
-	var pipes []*os.File
-	for _, s := range []struct {
-		obs io.Writer
-		dst *os.File
-		fd  *io.Writer
-	}{{opts.Stdout, os.Stdout, &cmd.Stdout}, {opts.Stderr, os.Stderr, &cmd.Stderr}} {
-		// Copied while main has the terminal: see ForegroundSafe.
-		if s.obs == nil {
-			continue
-		}
-		w, o, err := pipeOutput(ForegroundSafe(s.dst), s.obs)
-		if err != nil {
-			for _, w := range pipes {
-				w.Close()
-			}
-			return nil, err
-		}
-		pipes = append(pipes, w)
-		p.outputs = append(p.outputs, o)
-		*s.fd = w
+	spec.Name = "main"
+	spec.Stdin, spec.Stdout, spec.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// The copy outlives main, carrying what its children write, until
+	// FlushOutput after the final sweep.
+	spec.OutputWait = reaper.KeepOutput
+	// Copied while main has the terminal: see ForegroundSafe.
+	if opts.Stdout != nil {
+		spec.Stdout = tee{ForegroundSafe(os.Stdout), opts.Stdout}
 	}
-	proc, err := r.Start(cmd)
-	for _, w := range pipes {
-		w.Close() // main has its own copy now
+	if opts.Stderr != nil {
+		spec.Stderr = tee{ForegroundSafe(os.Stderr), opts.Stderr}
 	}
+	proc, err := r.Start(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +110,8 @@ func (p *Process) Wait() reaper.Exit {
 
 // FlushOutput waits, up to d, until main's output (when observed) has all
 // been copied: until every process that inherited main's stdout and stderr
-// is gone. Call it after the final sweep.
-func (p *Process) FlushOutput(d time.Duration) { flushOutputs(p.outputs, d) }
+// is gone. Then it closes the copies. Call it after the final sweep.
+func (p *Process) FlushOutput(d time.Duration) { p.proc.CloseOutput(d) }
 
 // Aborted is closed when SIGTERM, SIGINT or SIGQUIT arrived during start-up.
 // Main has then been asked to stop.

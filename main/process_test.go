@@ -68,7 +68,7 @@ func startMain(t *testing.T, script string, opts Options) (*Process, string) {
 	if opts.Grace == 0 {
 		opts.Grace = 10 * time.Second
 	}
-	p, err := Start(shared, Subscribe(), []string{"sh", "-c", "D=" + dir + "\n" + script}, opts, quiet)
+	p, err := Start(shared, Subscribe(), reaper.Spec{Argv: []string{"sh", "-c", "D=" + dir + "\n" + script}, Env: os.Environ()}, opts, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,8 @@ package mainproc
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -32,14 +31,13 @@ const (
 type SidecarSpec struct {
 	// Name is used in log lines and messages.
 	Name string
-	Argv []string
-	// Env, when not nil, is the environment; Credential, when set, the
-	// user it runs as.
-	Env        []string
-	Credential *syscall.Credential
-	// Stdout and Stderr receive its output (nil: /dev/null). Its stdin is
-	// always /dev/null: it never has the terminal.
-	Stdout, Stderr io.Writer
+	// Spec is what each run starts: its Argv, Env, Credential, Dir,
+	// Stdout, Stderr and Prefix (each run has its own prefixer, so its
+	// unfinished last line is ended when it exits, never glued to the
+	// next run's first). Each run gets a copy with stdin from /dev/null
+	// and no terminal (a sidecar never has it), KillGroup set, Name
+	// "sidecar NAME" unless given, and its ReadyCheck's Env added.
+	Spec reaper.Spec
 	// StopSignal asks it to stop; it goes to its process group.
 	StopSignal syscall.Signal
 	Restart    Restart
@@ -241,10 +239,11 @@ func (s *Sidecar) supervise() {
 // start are made under s.mu, which Stop takes too: no run can start unseen
 // by a stop.
 func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
-	cmd := exec.Command(s.spec.Argv[0], s.spec.Argv[1:]...)
-	cmd.Env = s.spec.Env
-	cmd.Stdout, cmd.Stderr = s.spec.Stdout, s.spec.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.spec.Credential}
+	spec := s.spec.Spec
+	if spec.Name == "" {
+		spec.Name = "sidecar " + s.spec.Name
+	}
+	spec.Stdin, spec.Terminal, spec.KillGroup = nil, nil, true
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
@@ -254,15 +253,15 @@ func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
 	if s.spec.Ready != nil {
 		c, err := s.spec.Ready()
 		if err != nil {
-			s.log.Error("cannot start sidecar", "argv", s.spec.Argv, "err", err)
+			s.log.Error("cannot start sidecar", "argv", spec.Argv, "err", err)
 			return nil, nil, time.Time{}, err
 		}
 		check = c
 		if env := c.Env(); len(env) > 0 {
-			cmd.Env = append(cmd.Environ(), env...) // a copy: spec.Env is every run's
+			spec.Env = append(slices.Clip(spec.Env), env...) // a copy: s.spec's Env is every run's
 		}
 	}
-	proc, err := s.r.StartGroup(cmd)
+	proc, err := s.r.Start(spec)
 	if err != nil {
 		if check != nil {
 			check.Close()
@@ -270,7 +269,7 @@ func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
 		if err == reaper.ErrClosed {
 			return nil, nil, time.Time{}, nil
 		}
-		s.log.Error("cannot start sidecar", "argv", s.spec.Argv, "err", err)
+		s.log.Error("cannot start sidecar", "argv", spec.Argv, "err", err)
 		return nil, nil, time.Time{}, err
 	}
 	s.proc = proc
@@ -279,7 +278,7 @@ func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
 	} else {
 		s.spec.Child.Started(proc.PID(), time.Now(), registry.Running)
 	}
-	s.log.Info("sidecar started", "pid", proc.PID(), "argv", s.spec.Argv)
+	s.log.Info("sidecar started", "pid", proc.PID(), "argv", spec.Argv)
 	return proc, check, time.Now(), nil
 }
 

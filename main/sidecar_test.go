@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/mainstay-dev/mainstay/reaper"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +23,7 @@ func sidecarSpec(t *testing.T, script string) (SidecarSpec, string) {
 	dir := t.TempDir()
 	return SidecarSpec{
 		Name:       "test",
-		Argv:       []string{"sh", "-c", "D=" + dir + "\necho run >> $D/runs\n" + script},
+		Spec:       reaper.Spec{Argv: []string{"sh", "-c", "D=" + dir + "\necho run >> $D/runs\n" + script}},
 		StopSignal: unix.SIGTERM,
 		Restart:    RestartOnFailure,
 		Retries:    3,

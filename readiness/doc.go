@@ -43,7 +43,7 @@
 //     extensions to whoever bounds it.
 //   - Each attempt is bounded by the attempt timeout; an exec probe that
 //     outlives it is killed with its whole process group.
-//   - Exec probes start through the [Runner] (the program's reaper), never
+//   - Exec probes start through the [reaper.Runner] (the program's reaper), never
 //     with [exec.Cmd.Run]: only the reaper waits on children.
 //   - The last error of every probe is kept, because backoff drops it when
 //     the wait is cancelled; [NotReadyError] names each probe still failing

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/readiness"
+	"github.com/mainstay-dev/mainstay/reaper"
 )
 
 // The tests re-run this test binary as a helper process, selected by
@@ -101,11 +101,12 @@ func rmdirWhenEmpty(t *testing.T, dir string) {
 // meets the limit.
 func TestExecCheckTransientStartFailure(t *testing.T) {
 	cg := pidsCgroup(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$", cg)
-	cmd.Env = append(os.Environ(), helperEnv+"=eagain")
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	exit, err := runner.Run(context.Background(), cmd)
+	exit, err := runner.Run(context.Background(), reaper.Spec{
+		Argv:   []string{os.Args[0], "-test.run=^$", cg},
+		Env:    append(os.Environ(), helperEnv+"=eagain"),
+		Stdout: &out, Stderr: &out,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mainstay-dev/mainstay/reaper"
 )
 
 // HTTP passes when a GET of URL answers with a 2xx or 3xx status.
@@ -104,7 +106,7 @@ func (p HTTP) String() string { return p.spec }
 // which would do it too, cost 1.2 MB of mainstay's 8.8 MB binary
 // (docs/performance.md). The TLS handshake is crypto/tls's. A refused
 // attempt costs what a tcp: one does.
-func (p HTTP) Check(ctx context.Context, _ Runner) error {
+func (p HTTP) Check(ctx context.Context, _ reaper.Runner) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
@@ -159,7 +161,7 @@ type Unix struct {
 func (p Unix) String() string { return p.spec }
 
 // Check connects once and closes the connection.
-func (p Unix) Check(ctx context.Context, _ Runner) error {
+func (p Unix) Check(ctx context.Context, _ reaper.Runner) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", p.Path)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"regexp"
 	"sync"
+
+	"github.com/mainstay-dev/mainstay/reaper"
 )
 
 // maxLine bounds the part of a line of main's output that a log probe
@@ -43,7 +45,7 @@ func (p *Log) String() string { return p.spec }
 var errNoMatch = errors.New("no line of main's output has matched yet")
 
 // Check passes once a line has matched.
-func (p *Log) Check(ctx context.Context, _ Runner) error {
+func (p *Log) Check(ctx context.Context, _ reaper.Runner) error {
 	select {
 	case <-p.matched:
 		return nil

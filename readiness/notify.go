@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mainstay-dev/mainstay/reaper"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,7 +107,7 @@ func (p *Notify) ForRun() *Notify { return notifyFor("sidecar", p.extend) }
 func (p *Notify) String() string { return "notify" }
 
 // Check passes once the sender has sent READY=1.
-func (p *Notify) Check(ctx context.Context, _ Runner) error {
+func (p *Notify) Check(ctx context.Context, _ reaper.Runner) error {
 	select {
 	case <-p.ready:
 		return nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mainstay-dev/mainstay/readiness"
+	"github.com/mainstay-dev/mainstay/reaper"
 	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 	"golang.org/x/sys/unix"
 )
@@ -145,17 +146,19 @@ func senderBinary(t *testing.T) string {
 // uid when uid >= 0, and returns its exit code and output.
 func send(t *testing.T, n *readiness.Notify, uid int, msg string, barrier bool) (int, string) {
 	t.Helper()
-	cmd := exec.Command(senderBinary(t), "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=notify-send", n.Env(), sendMsgEnv+"="+msg)
+	var out bytes.Buffer
+	s := reaper.Spec{
+		Argv:   []string{senderBinary(t), "-test.run=^$"},
+		Env:    append(os.Environ(), helperEnv+"=notify-send", n.Env(), sendMsgEnv+"="+msg),
+		Stdout: &out, Stderr: &out,
+	}
 	if barrier {
-		cmd.Env = append(cmd.Env, sendBarrierEnv+"=1")
+		s.Env = append(s.Env, sendBarrierEnv+"=1")
 	}
 	if uid >= 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		s.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	exit, err := runner.Run(context.Background(), cmd)
+	exit, err := runner.Run(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +188,7 @@ func sleeper(t *testing.T) int {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		cmd := exec.Command("sleep", "1000")
-		p, err := runner.Start(cmd)
+		p, err := runner.Start(reaper.Spec{Argv: []string{"sleep", "1000"}})
 		if err != nil {
 			t.Error(err)
 			started <- 0
@@ -403,10 +405,11 @@ func TestNotifyFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	mainCmd := exec.Command(senderBinary(t), "-test.run=^$")
-	mainCmd.Env = append(os.Environ(), helperEnv+"=notify-main", n.Env())
-	mainCmd.Stdin = r
-	mainProc, err := runner.Start(mainCmd)
+	mainProc, err := runner.Start(reaper.Spec{
+		Argv:  []string{senderBinary(t), "-test.run=^$"},
+		Env:   append(os.Environ(), helperEnv+"=notify-main", n.Env()),
+		Stdin: r,
+	})
 	r.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -416,10 +419,11 @@ func TestNotifyFlood(t *testing.T) {
 	n.Start(mainProc.PID(), mainUID, log)
 
 	const nobody = 65534
-	flood := exec.Command(senderBinary(t), "-test.run=^$")
-	flood.Env = append(os.Environ(), helperEnv+"=notify-flood", n.Env())
-	flood.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	floodProc, err := runner.Start(flood)
+	floodProc, err := runner.Start(reaper.Spec{
+		Argv:       []string{senderBinary(t), "-test.run=^$"},
+		Env:        append(os.Environ(), helperEnv+"=notify-flood", n.Env()),
+		Credential: &syscall.Credential{Uid: nobody, Gid: nobody},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,13 +483,14 @@ func TestNotifySystemdNotify(t *testing.T) {
 	n := listenNotify(t)
 	log, _ := reapertest.NewLog()
 	n.Start(os.Getpid(), mainUID, log)
-	cmd := exec.Command(path, "--ready", "--status=up")
-	cmd.Env = append(os.Environ(), n.Env())
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	exit, err := runner.Run(ctx, cmd)
+	exit, err := runner.Run(ctx, reaper.Spec{
+		Argv:   []string{path, "--ready", "--status=up"},
+		Env:    append(os.Environ(), n.Env()),
+		Stdout: &out, Stderr: &out,
+	})
 	if err != nil || !exit.Success() {
 		t.Fatalf("systemd-notify: %v %s: %s", err, exit, out.String())
 	}

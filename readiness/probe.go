@@ -17,18 +17,13 @@ import (
 	"github.com/mattn/go-shellwords"
 )
 
-// Runner runs a command to completion and returns how it ended; when ctx is
-// done first it kills the command's process group. *reaper.Reaper satisfies it.
-type Runner interface {
-	Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error)
-}
-
 // Probe is one readiness check.
 type Probe interface {
 	// Check makes one attempt and returns nil when the probe passes. It
 	// returns when ctx is done. An error wrapped in backoff.Permanent
 	// means no later attempt can pass.
-	Check(ctx context.Context, r Runner) error
+	// r starts an exec probe's command.
+	Check(ctx context.Context, r reaper.Runner) error
 	// String is the spec the probe was parsed from, with the password of
 	// a URL in it replaced by xxxxx: what log lines and errors show.
 	String() string
@@ -213,7 +208,7 @@ type TCP struct {
 func (p TCP) String() string { return p.spec }
 
 // Check dials Addr once and closes the connection.
-func (p TCP) Check(ctx context.Context, _ Runner) error {
+func (p TCP) Check(ctx context.Context, _ reaper.Runner) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", p.Addr)
 	if err != nil {
@@ -231,7 +226,7 @@ type File struct {
 func (p File) String() string { return p.spec }
 
 // Check stats Path once.
-func (p File) Check(ctx context.Context, _ Runner) error {
+func (p File) Check(ctx context.Context, _ reaper.Runner) error {
 	_, err := os.Stat(p.Path)
 	return err
 }
@@ -248,17 +243,12 @@ func (p Exec) String() string { return p.spec }
 // /dev/null; its output is kept only to explain a failure. A command that
 // cannot be found or executed fails permanently; any other failure to
 // start it (no process, file descriptor or memory to spare) is a failed
-// attempt like a non-zero exit.
-func (p Exec) Check(ctx context.Context, r Runner) error {
-	cmd := exec.Command(p.Argv[0], p.Argv[1:]...)
-	if cmd.Err != nil {
-		return backoff.Permanent(cmd.Err)
-	}
+// attempt like a non-zero exit. A grandchild that keeps the output open
+// does not hold the attempt up: the reaper stops reading it
+// [reaper.DefaultOutputWait] after the command exited.
+func (p Exec) Check(ctx context.Context, r reaper.Runner) error {
 	var out tail
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// A grandchild that keeps the pipe open must not hold the attempt up.
-	cmd.WaitDelay = outputDelay
-	exit, err := r.Run(ctx, cmd)
+	exit, err := r.Run(ctx, reaper.Spec{Name: "probe " + p.spec, Argv: p.Argv, Stdout: &out, Stderr: &out})
 	if err != nil {
 		if cannotExecute(err) {
 			return backoff.Permanent(err)

@@ -3,12 +3,7 @@ package readiness
 import (
 	"bytes"
 	"sync"
-	"time"
 )
-
-// outputDelay bounds how long an exec probe's output is read after the
-// probe exited.
-const outputDelay = 100 * time.Millisecond
 
 // tailSize is how much of an exec probe's output is kept.
 const tailSize = 512

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/mainstay-dev/mainstay/reaper"
 )
 
 // Config says how to wait.
@@ -24,7 +25,7 @@ type Config struct {
 	// AttemptTimeout bounds one attempt of one probe.
 	AttemptTimeout time.Duration
 	// Runner starts exec probes.
-	Runner Runner
+	Runner reaper.Runner
 	Log    *slog.Logger
 	// NewBackOff, when set, replaces the exponential backoff built from
 	// Interval and MaxInterval; tests use it to fake time.

@@ -1,106 +1,268 @@
 package reaper
 
 import (
+	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
-// copies carries a child's output to writers that are not files. os/exec
-// would copy it with goroutines of its own, which only [exec.Cmd.Wait]
-// joins; the reaper never calls that, so it makes the pipes itself.
-type copies struct {
+// output is the copying of one run of a child's output to writers that are
+// not files, or that get a prefix. os/exec would copy it with goroutines of
+// its own, which only [exec.Cmd.Wait] joins; the reaper never calls that,
+// so it makes the pipes itself.
+//
+// Each pipe is copied by a goroutine of its own until end of file, or until
+// its read deadline: set when the child's exit is reaped (the child's
+// OutputWait later), or by [Proc.CloseOutput]. Then a partial last line is
+// flushed, whoever still holds the pipe is logged as left running, and the
+// read ends are closed.
+type output struct {
+	log  *slog.Logger
+	name string
+	wait time.Duration // after the exit; KeepOutput: until CloseOutput
+
 	child []*os.File // write ends, closed once the child has its own copies
-	read  []*os.File
-	done  []chan struct{}
+	pipes []*pipe
+	done  chan struct{} // closed once every pipe is closed and flushed
+
+	mu       sync.Mutex
+	deadline time.Time // the read deadline set so far, zero when none
 }
 
-// redirect replaces cmd.Stdout and cmd.Stderr when they are writers but not
-// files by the write ends of pipes, and returns the copies to start. The
-// same writer for both gets one pipe, as with os/exec.
-func redirect(cmd *exec.Cmd) (*copies, error) {
-	c := &copies{}
-	// Compared before the loop replaces cmd.Stdout by its pipe.
-	same := cmd.Stderr == cmd.Stdout
-	var shared *os.File
-	for i, w := range []*io.Writer{&cmd.Stdout, &cmd.Stderr} {
-		if *w == nil {
+// pipe is one output pipe of a run and its copy.
+type pipe struct {
+	r     *os.File
+	ino   uint64 // the pipe's inode, as /proc/PID/fd links name it
+	dst   io.Writer
+	pre   *prefixer // nil: the bytes go out as they come
+	ended bool      // at end of file: nobody holds the write end any more
+}
+
+// redirect gives cmd the Stdout and Stderr of s: files as they are (unless
+// s has a prefix), other writers through pipes, returned in an output to
+// start once cmd has started. The same writer for both gets one pipe, as
+// with os/exec.
+func redirect(cmd *exec.Cmd, s Spec, log *slog.Logger) (*output, error) {
+	o := &output{log: log, name: s.Name, wait: s.OutputWait, done: make(chan struct{})}
+	if o.wait == 0 {
+		o.wait = DefaultOutputWait
+	}
+	if o.name == "" && len(s.Argv) > 0 {
+		o.name = s.Argv[0]
+	}
+	same := s.Stdout != nil && interfaceEqual(s.Stdout, s.Stderr)
+	for i, w := range []io.Writer{s.Stdout, s.Stderr} {
+		fd := &cmd.Stdout
+		if i == 1 {
+			fd = &cmd.Stderr
+		}
+		if f, ok := w.(*os.File); w == nil || ok && f == nil {
+			continue // /dev/null
+		}
+		if f, ok := w.(*os.File); ok && s.Prefix == "" {
+			*fd = f
 			continue
 		}
-		if _, ok := (*w).(*os.File); ok {
-			continue
-		}
-		if i == 1 && same && shared != nil {
-			*w = shared
+		if i == 1 && same {
+			cmd.Stderr = cmd.Stdout
 			continue
 		}
 		pr, pw, err := os.Pipe()
 		if err != nil {
-			c.abort()
+			o.abort()
 			return nil, err
 		}
-		dst := *w
-		done := make(chan struct{})
-		c.child, c.read, c.done = append(c.child, pw), append(c.read, pr), append(c.done, done)
-		go func() {
-			defer close(done)
-			// A write that fails (a closed stdout) drops the output but
-			// keeps the pipe drained, so the child never blocks on it.
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := pr.Read(buf)
-				if n > 0 {
-					dst.Write(buf[:n])
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		*w = pw
-		if i == 0 {
-			shared = pw
+		p := &pipe{r: pr, dst: w}
+		var st syscall.Stat_t
+		if syscall.Fstat(int(pw.Fd()), &st) == nil {
+			p.ino = st.Ino
 		}
+		if s.Prefix != "" {
+			p.pre = newPrefixer(w, s.Prefix)
+		}
+		o.child, o.pipes = append(o.child, pw), append(o.pipes, p)
+		*fd = pw
 	}
-	return c, nil
+	return o, nil
 }
 
-// started closes the parent's copies of the write ends: from now on the
-// pipes reach end of file when the child and whatever inherited them exit.
-func (c *copies) started() {
-	for _, f := range c.child {
+// interfaceEqual protects against panics from doing equality tests on
+// two interfaces with non-comparable underlying types (os/exec's).
+func interfaceEqual(a, b any) bool {
+	defer func() { recover() }()
+	return a == b
+}
+
+// start closes the parent's copies of the write ends, so the pipes reach
+// end of file when the child and whatever inherited them exit, and starts
+// the copies.
+func (o *output) start() {
+	o.closeChild()
+	if len(o.pipes) == 0 {
+		close(o.done)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range o.pipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.copy()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		o.finish()
+	}()
+}
+
+func (o *output) closeChild() {
+	for _, f := range o.child {
 		f.Close()
 	}
-	c.child = nil
+	o.child = nil
 }
 
 // abort undoes redirect after a failed start.
-func (c *copies) abort() {
-	c.started()
-	for _, f := range c.read {
-		f.Close()
+func (o *output) abort() {
+	o.closeChild()
+	for _, p := range o.pipes {
+		p.r.Close()
 	}
+	close(o.done)
 }
 
-var closed = func() chan time.Time { c := make(chan time.Time); close(c); return c }()
-
-// wait waits for the copies to reach end of file, at most delay when delay
-// is positive: a background process the child left holding the pipe must
-// not hold its owner up. The pipes are closed then.
-func (c *copies) wait(delay time.Duration) {
-	var timeout <-chan time.Time
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		timeout = t.C
-	}
-	for i, done := range c.done {
-		select {
-		case <-done:
-		case <-timeout:
-			timeout = closed // the others are not waited for either
+// copy copies the pipe until end of file or its read deadline, then
+// flushes an unfinished last line. A write that fails (a closed stdout)
+// drops the output but keeps the pipe drained, so the child never blocks
+// on it.
+func (p *pipe) copy() {
+	buf := make([]byte, 64<<10) // a pipe's default capacity
+	for {
+		n, err := p.r.Read(buf)
+		if n > 0 {
+			if p.pre != nil {
+				p.pre.write(buf[:n])
+			} else {
+				p.dst.Write(buf[:n])
+			}
 		}
-		c.read[i].Close() // ends the copy if it was still reading
+		if err != nil {
+			p.ended = err == io.EOF
+			break
+		}
+	}
+	if p.pre != nil {
+		p.pre.flush()
 	}
 }
+
+// exited starts the bound on the copies once the child's exit is reaped,
+// unless they are kept open.
+func (o *output) exited() {
+	if o.wait != KeepOutput {
+		o.closeBy(time.Now().Add(o.wait))
+	}
+}
+
+// closeBy makes the copies end by t at the latest: a read still waiting
+// then fails, and the copy ends.
+func (o *output) closeBy(t time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.deadline.IsZero() && !t.Before(o.deadline) {
+		return
+	}
+	o.deadline = t
+	for _, p := range o.pipes {
+		// An error means the copy has ended and closed the pipe already.
+		_ = p.r.SetReadDeadline(t)
+	}
+}
+
+// finish runs once every copy has ended: it names the processes that still
+// hold a pipe the copy gave up on, then closes the read ends.
+func (o *output) finish() {
+	inodes := map[uint64]bool{}
+	for _, p := range o.pipes {
+		if !p.ended && p.ino != 0 {
+			inodes[p.ino] = true
+		}
+	}
+	if len(inodes) > 0 {
+		for _, h := range pipeHolders(inodes) {
+			o.log.Info("left running by "+o.name, "pid", h.pid, "command", h.command)
+		}
+	}
+	for _, p := range o.pipes {
+		p.r.Close()
+	}
+	close(o.done)
+}
+
+// holder is a process that holds one of a child's output pipes.
+type holder struct {
+	pid     int
+	command string
+}
+
+// pipeHolders lists the program's descendants that have a pipe with one of
+// inodes open, from their /proc/PID/fd links ("pipe:[INODE]"); each is
+// listed once, in PID order. As PID 1 or a subreaper, every process that
+// outlived the child it descends from is a descendant of the program.
+func pipeHolders(inodes map[uint64]bool) []holder {
+	var out []holder
+	pids := []int{}
+	for pid := range descendants(os.Getpid()) {
+		pids = append(pids, pid)
+	}
+	slices.Sort(pids)
+	for _, pid := range pids {
+		dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			link, err := os.Readlink(dir + e.Name())
+			if err != nil {
+				continue
+			}
+			s, ok := strings.CutPrefix(link, "pipe:[")
+			if !ok {
+				continue
+			}
+			ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
+			if err == nil && inodes[ino] {
+				out = append(out, holder{pid: pid, command: command(pid)})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// command is the command line of pid, its arguments separated by spaces,
+// or its name in brackets when it has none (a kernel thread, a zombie).
+func command(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err == nil && len(b) > 0 {
+		return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	b, err = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return ""
+	}
+	return "[" + strings.TrimSpace(string(b)) + "]"
+}
+
+// errNoArgv is Start's error for a Spec without a program.
+var errNoArgv = errors.New("internal error: reaper: a Spec without Argv")

@@ -1,5 +1,9 @@
 // Package reaper owns every child process of mainstay: it is the only code
-// in the program that calls wait4, and the only way to start a child.
+// in the program that calls wait4, and the only way to start a child. A
+// child is described completely by a [Spec] (program, environment, user,
+// terminal, output, prefix); [Reaper.Start] is the only code that turns one
+// into an [exec.Cmd], and [Reaper.Run] (the [Runner] of helpers and exec
+// probes) starts one and waits for it.
 //
 // # Invariants
 //
@@ -32,8 +36,29 @@
 //
 //   - The reaper never calls [exec.Cmd.Wait], not even to flush I/O: without
 //     pidfds it would wait4 a PID that may already belong to another child.
-//     Output to writers that are not files goes through pipes the reaper
-//     copies itself.
+//     Output to writers that are not files, and all prefixed output, goes
+//     through pipes the reaper copies itself, one goroutine a pipe.
+//
+//   - A child's exit is its leader's reaped status: [Proc.Done] is closed
+//     at the reap, whoever still holds its output. Output copying never
+//     holds the exit up for long: once the leader is reaped, the pipes are
+//     read until end of file or for at most the Spec's OutputWait
+//     ([DefaultOutputWait], 100 ms), then closed, so a descendant that
+//     keeps a pipe open (a setsid'd daemon) delays [Proc.Wait] by that
+//     bound at most. Each process that still holds a pipe then is logged,
+//     once per run, at INFO as "left running by NAME" with its pid and
+//     command (found through its /proc/PID/fd links to the pipe's inode).
+//     [KeepOutput] keeps the pipes open on purpose until
+//     [Proc.CloseOutput] (main's output, read until the final sweep).
+//
+//   - Each run of a child with a Prefix has a prefixer of its own per pipe:
+//     every line is written after the prefix, and the run's unfinished
+//     last line is written, prefixed and ended by a newline, when its
+//     pipe is closed, never glued to another run's output. The complete
+//     lines of each read go out at once, in writes of at most PIPE_BUF
+//     (4096) bytes of whole prefixed lines (a longer line alone in its own
+//     write); a line longer than 64 KiB is split, a newline added after
+//     each 64 KiB. Without a prefix, bytes are copied as they come.
 //
 // [Reaper.Sweep] ends the program's life: it refuses new children, sends
 // SIGTERM (then SIGKILL at the stop's deadline) to every remaining

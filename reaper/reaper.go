@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,7 @@ type Reaper struct {
 
 	mu       sync.Mutex
 	procs    map[int]*Proc // registered children that have not exited
-	groups   map[int]*Proc // those of procs started by StartGroup
+	groups   map[int]*Proc // those of procs whose Spec says KillGroup
 	closed   bool          // Sweep has begun
 	sleeping bool          // the reaper goroutine waits for wake
 	reaped   chan struct{} // closed at the next reap, when Sweep waits for one
@@ -126,7 +127,7 @@ type Proc struct {
 	cmd  *exec.Cmd
 	pid  int
 	done chan struct{} // closed when the child has been reaped
-	out  *copies
+	out  *output
 
 	// Guarded by r.mu.
 	stopped bool
@@ -136,33 +137,36 @@ type Proc struct {
 	release sync.Once
 }
 
-// Start starts cmd in a process group of its own and registers it, so its
-// exit status is kept for [Proc.Wait]. It is the only way the program starts
-// a child. Start returns [ErrClosed] once [Reaper.Sweep] has begun, and
-// cmd.Start's error when the command cannot be started.
+// Start starts the child that s describes, in a process group of its own,
+// and registers it, so its exit status is kept for [Proc.Wait]. It is the
+// only way the program starts a child, and the only code that makes an
+// [exec.Cmd]. Start returns [ErrClosed] once [Reaper.Sweep] has begun, and
+// the start error (program not found, not executable, out of resources)
+// when the child cannot be started.
 //
-// cmd.Stdin must be nil or an *os.File. A cmd.Stdout or cmd.Stderr that is
-// not an *os.File is fed through a pipe that Start copies from itself, so
-// that [exec.Cmd.Wait] is never needed (see [Proc.Wait]).
-func (r *Reaper) Start(cmd *exec.Cmd) (*Proc, error) { return r.start(cmd, false) }
-
-// StartGroup starts cmd as [Reaper.Start] does, and also makes its process
-// group die with it: when the child exits, whatever it left in its group
-// is sent SIGKILL before the exit is reaped and reported, while the
-// child's zombie still holds the group ID so it cannot have been reused.
-// Descendants that left the group (setsid, daemons) are out of its reach.
-func (r *Reaper) StartGroup(cmd *exec.Cmd) (*Proc, error) { return r.start(cmd, true) }
-
-func (r *Reaper) start(cmd *exec.Cmd, group bool) (*Proc, error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
+// Output to writers that are not files, or that gets a prefix, is fed
+// through pipes that Start copies itself (see [Spec]), so that
+// [exec.Cmd.Wait] is never needed.
+func (r *Reaper) Start(s Spec) (*Proc, error) {
+	if len(s.Argv) == 0 {
+		return nil, errNoArgv
 	}
-	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pgid = 0
-	if _, ok := cmd.Stdin.(*os.File); cmd.Stdin != nil && !ok {
-		return nil, errors.New("internal error: reaper: stdin must be a file")
+	// A program not found in PATH leaves cmd.Err, which cmd.Start returns.
+	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
+	cmd.Env = s.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{} // nil would be mainstay's own
 	}
-	out, err := redirect(cmd)
+	cmd.Dir = s.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.Credential}
+	if s.Terminal != nil {
+		cmd.SysProcAttr.Foreground = true
+		cmd.SysProcAttr.Ctty = int(s.Terminal.Fd())
+	}
+	if s.Stdin != nil {
+		cmd.Stdin = s.Stdin
+	}
+	out, err := redirect(cmd, s, r.log)
 	if err != nil {
 		return nil, err
 	}
@@ -177,10 +181,10 @@ func (r *Reaper) start(cmd *exec.Cmd, group bool) (*Proc, error) {
 		out.abort()
 		return nil, err
 	}
-	out.started()
+	out.start()
 	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), out: out}
 	r.procs[p.pid] = p
-	if group {
+	if s.KillGroup {
 		r.groups[p.pid] = p
 	}
 	if r.sleeping {
@@ -190,11 +194,12 @@ func (r *Reaper) start(cmd *exec.Cmd, group bool) (*Proc, error) {
 	return p, nil
 }
 
-// Run starts cmd, waits for it to exit and returns how it ended. When ctx is
-// done first, the child's whole process group is killed (SIGKILL), Run
-// still waits for the child, and the Exit says [Exit.Cancelled]. The error is cmd.Start's, or [ErrClosed].
-func (r *Reaper) Run(ctx context.Context, cmd *exec.Cmd) (Exit, error) {
-	p, err := r.Start(cmd)
+// Run starts the child that s describes, waits for it to exit and returns
+// how it ended. When ctx is done first, the child's whole process group is
+// killed (SIGKILL), Run still waits for the child, and the Exit says
+// [Exit.Cancelled]. The error is Start's.
+func (r *Reaper) Run(ctx context.Context, s Spec) (Exit, error) {
+	p, err := r.Start(s)
 	if err != nil {
 		return Exit{}, err
 	}
@@ -239,6 +244,7 @@ func (r *Reaper) drain() (childless bool) {
 			r.reaped = nil
 		}
 		p := r.procs[pid]
+		var ended *Proc // p, when this was its exit
 		if p != nil {
 			switch {
 			case ws.Stopped():
@@ -257,9 +263,13 @@ func (r *Reaper) drain() (childless bool) {
 				delete(r.groups, pid)
 				p.exited, p.stopped, p.status = true, false, ws
 				close(p.done)
+				ended = p
 			}
 		}
 		r.mu.Unlock()
+		if ended != nil {
+			ended.out.exited() // the bound on its output runs from now
+		}
 		if p == nil && (ws.Exited() || ws.Signaled()) {
 			r.log.Debug("reaped orphan", "pid", pid, "exit_code", Exit{status: ws}.Code())
 		}
@@ -277,7 +287,7 @@ func (r *Reaper) nextReap() <-chan struct{} {
 	return r.reaped
 }
 
-// killGroups sends SIGKILL to the process group of every StartGroup child
+// killGroups sends SIGKILL to the process group of every KillGroup child
 // that has exited but is not reaped yet. The caller holds r.mu; peeking
 // with WNOWAIT leaves the zombie, and with it the group ID, in place.
 func (r *Reaper) killGroups() {
@@ -296,22 +306,37 @@ func (p *Proc) PID() int { return p.pid }
 // Done is closed once the child has exited and been reaped.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
-// Wait blocks until the child has exited and returns how. It also waits for
-// the copying of the child's output to finish (bounded by cmd.WaitDelay
-// once the child has exited) and releases the process handle. It may be
-// called any number of times, from any goroutine.
+// Wait blocks until the child has exited and returns how. It also waits
+// for the copying of the child's output to end, which is at most the
+// Spec's OutputWait after the exit (not at all with [KeepOutput]), and
+// releases the process handle. It may be called any number of times, from
+// any goroutine.
 //
 // It never calls [exec.Cmd.Wait]: without pidfds that would wait4 the PID,
 // which by then may belong to another of the program's children.
 func (p *Proc) Wait() Exit {
 	<-p.done
 	p.release.Do(func() {
-		p.out.wait(p.cmd.WaitDelay)
+		if p.out.wait != KeepOutput {
+			<-p.out.done
+		}
 		_ = p.cmd.Process.Release()
 	})
 	p.r.mu.Lock()
 	defer p.r.mu.Unlock()
 	return Exit{status: p.status}
+}
+
+// CloseOutput ends the copying of the child's output: what comes through
+// the pipes is still copied for up to wait, then they are closed, an
+// unfinished last line is written (after the prefix, with a newline), and
+// whatever still holds a pipe is logged as left running. It returns once
+// that is done; at once when the child has no output pipes. It is how
+// output kept open with [KeepOutput] ends, and may also end a copy before
+// its OutputWait.
+func (p *Proc) CloseOutput(wait time.Duration) {
+	p.out.closeBy(time.Now().Add(wait))
+	<-p.out.done
 }
 
 // Stopped reports whether the child is stopped by a job-control signal.

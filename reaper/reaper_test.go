@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -26,8 +25,29 @@ var shared *Reaper
 // inSubprocess is set in a copy of the test binary started by runIsolated.
 const inSubprocess = "REAPER_TEST_SUBPROCESS"
 
+// testLog holds the shared reaper's log records, as JSON lines.
+var testLog lockedBuffer
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestMain(m *testing.M) {
-	r, err := Start(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := Start(slog.New(slog.NewJSONHandler(&testLog, nil)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -49,13 +69,11 @@ func runIsolated(t *testing.T, name string, pid1 bool) {
 		}
 		args = append([]string{"unshare", "--pid", "--fork", "--mount-proc"}, args...)
 	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), inSubprocess+"=1")
 	// Through the shared reaper: os/exec's own Wait would race with it.
 	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
+	spec := Spec{Argv: args, Env: append(os.Environ(), inSubprocess+"=1"), Stdout: &buf, Stderr: &buf}
 	var err error
-	if p, serr := shared.Start(cmd); serr != nil {
+	if p, serr := shared.Start(spec); serr != nil {
 		err = serr
 	} else if code := p.Wait().Code(); code != 0 {
 		err = fmt.Errorf("exit code %d", code)
@@ -72,6 +90,11 @@ func runIsolated(t *testing.T, name string, pid1 bool) {
 			t.Log(strings.TrimSpace(line))
 		}
 	}
+}
+
+// sh is the Spec of sh -c script, with args as $0, $1...
+func sh(script string, args ...string) Spec {
+	return Spec{Argv: append([]string{"sh", "-c", script}, args...)}
 }
 
 func isolated() bool { return os.Getenv(inSubprocess) != "" }
@@ -132,7 +155,7 @@ func TestExitCodes(t *testing.T) {
 		{"kill", "kill -KILL $$", 137, "killed by SIGKILL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			exit, err := shared.Run(context.Background(), exec.Command("sh", "-c", tc.script))
+			exit, err := shared.Run(context.Background(), sh(tc.script))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +183,7 @@ func TestStartFailureCode(t *testing.T) {
 		{"directory", dir, 126},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := shared.Run(context.Background(), exec.Command(tc.argv))
+			_, err := shared.Run(context.Background(), Spec{Argv: []string{tc.argv}})
 			if err == nil {
 				t.Fatal("started")
 			}
@@ -178,7 +201,7 @@ func TestRunCancelKillsGroup(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan Exit)
 	go func() {
-		exit, err := shared.Run(ctx, exec.Command("sh", "-c", "sleep 100 & echo $! > "+pidFile+"; wait"))
+		exit, err := shared.Run(ctx, sh("sleep 100 & echo $! > "+pidFile+"; wait"))
 		if err != nil {
 			t.Error(err)
 		}
@@ -211,7 +234,7 @@ func TestSignalAfterPIDReuse(t *testing.T) {
 	}
 	const tries = 20
 	for try := 1; try <= tries; try++ {
-		old, err := shared.Start(exec.Command("true"))
+		old, err := shared.Start(Spec{Argv: []string{"true"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +245,7 @@ func TestSignalAfterPIDReuse(t *testing.T) {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			t.Skipf("cannot set ns_last_pid (kernel without checkpoint/restore?): %v", err)
 		}
-		sleeper, err := shared.Start(exec.Command("sleep", "100"))
+		sleeper, err := shared.Start(Spec{Argv: []string{"sleep", "100"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +293,7 @@ func TestSignalAfterPIDReuse(t *testing.T) {
 // TestStoppedState: WUNTRACED and WCONTINUED reports keep the child
 // registered and track whether it is stopped.
 func TestStoppedState(t *testing.T) {
-	p, err := shared.Start(exec.Command("sh", "-c", "kill -STOP $$; exit 7"))
+	p, err := shared.Start(sh("kill -STOP $$; exit 7"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,8 +335,7 @@ func TestStorm(t *testing.T) {
 			for i := 0; i < each; i++ {
 				want := (w*each + i) % 256
 				// The background subshell outlives sh and is reparented to us.
-				cmd := exec.Command("sh", "-c", fmt.Sprintf("(exit 9) & exit %d", want))
-				exit, err := shared.Run(context.Background(), cmd)
+				exit, err := shared.Run(context.Background(), sh(fmt.Sprintf("(exit 9) & exit %d", want)))
 				if err != nil || exit.Code() != want {
 					mu.Lock()
 					wrong++
@@ -337,7 +359,7 @@ func TestNegativeControl(t *testing.T) {
 	for _, busy := range []bool{false, true} {
 		t.Run(map[bool]string{false: "idle", true: "waitid"}[busy], func(t *testing.T) {
 			if busy {
-				p, err := shared.Start(exec.Command("sleep", "100"))
+				p, err := shared.Start(Spec{Argv: []string{"sleep", "100"}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -371,7 +393,7 @@ func TestZombieDetector(t *testing.T) {
 		return
 	}
 	// exec replaces sh by sleep, which never reaps the child sh started.
-	cmd := exec.Command("sh", "-c", "true & exec sleep 100")
+	cmd := sh("true & exec sleep 100")
 	p, err := shared.Start(cmd)
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +430,7 @@ func TestSweep(t *testing.T) {
 sh -c 'trap "" TERM; echo $$ > %[1]s/stubborn.tmp; mv %[1]s/stubborn.tmp %[1]s/stubborn; while :; do sleep 0.05; done' &
 setsid sh -c 'echo $$ > %[1]s/daemon.tmp; mv %[1]s/daemon.tmp %[1]s/daemon; exec sleep 1000' &
 wait`, dir)
-	p, err := shared.Start(exec.Command("sh", "-c", script))
+	p, err := shared.Start(sh(script))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +461,7 @@ wait`, dir)
 	if n := len(children(t)); n != 0 {
 		t.Errorf("%d children left after Sweep", n)
 	}
-	if _, err := shared.Start(exec.Command("true")); !errors.Is(err, ErrClosed) {
+	if _, err := shared.Start(Spec{Argv: []string{"true"}}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Start after Sweep: %v, want ErrClosed", err)
 	}
 }
@@ -460,7 +482,7 @@ func TestSweepNothingLeft(t *testing.T) {
 // TestExitRealTimeSignal: a signal without a conventional name is named by
 // its number.
 func TestExitRealTimeSignal(t *testing.T) {
-	exit, err := shared.Run(context.Background(), exec.Command("sh", "-c", "kill -40 $$"))
+	exit, err := shared.Run(context.Background(), sh("kill -40 $$"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,19 +521,16 @@ func exiting(pid int) bool {
 	return err == nil && flags&0x4 != 0
 }
 
-// TestStartGroupKillsGroup: when a StartGroup child exits, what it left in
-// its process group is dead by the time its exit is reported; with Start,
-// the same leftover lives on.
-func TestStartGroupKillsGroup(t *testing.T) {
+// TestKillGroup: when a KillGroup child exits, what it left in its process
+// group is dead by the time its exit is reported; without KillGroup, the
+// same leftover lives on.
+func TestKillGroup(t *testing.T) {
 	for _, group := range []bool{true, false} {
 		t.Run(fmt.Sprint("group=", group), func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := exec.Command("sh", "-c", `sleep 1000 & echo $! > "$0/left.tmp"; mv "$0/left.tmp" "$0/left"; exit 3`, dir)
-			start := shared.Start
-			if group {
-				start = shared.StartGroup
-			}
-			p, err := start(cmd)
+			spec := sh(`sleep 1000 & echo $! > "$0/left.tmp"; mv "$0/left.tmp" "$0/left"; exit 3`, dir)
+			spec.KillGroup = group
+			p, err := shared.Start(spec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -525,10 +544,10 @@ func TestStartGroupKillsGroup(t *testing.T) {
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 			t.Cleanup(func() { unix.Kill(pid, unix.SIGKILL) })
 			if group && alive(pid) && !killPending(pid) && !exiting(pid) {
-				t.Error("the leftover of a StartGroup child is alive, with no SIGKILL pending, once its leader's exit is reported")
+				t.Error("the leftover of a KillGroup child is alive, with no SIGKILL pending, once its leader's exit is reported")
 			}
 			if !group && !alive(pid) {
-				t.Error("the leftover of a plain Start died with its leader")
+				t.Error("the leftover of a child without KillGroup died with its leader")
 			}
 		})
 	}

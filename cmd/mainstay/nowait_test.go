@@ -269,8 +269,8 @@ func TestNoWaitChecker(t *testing.T) {
 		{"syscall.Wait4", `var ws syscall.WaitStatus; _, _ = syscall.Wait4(-1, &ws, 0, nil)`, []string{"syscall.Wait4"}},
 
 		// Negative controls.
-		{"Proc.Wait through the reaper", `p, _ := r.Start(c); _ = p.Wait()`, nil},
-		{"Reaper.Run is not Cmd.Run", `_, _ = r.Run(ctx, exec.Command("x"))`, nil},
+		{"Proc.Wait through the reaper", `p, _ := r.Start(reaper.Spec{Argv: []string{"x"}}); _ = p.Wait()`, nil},
+		{"Reaper.Run is not Cmd.Run", `_, _ = r.Run(ctx, reaper.Spec{Argv: []string{"x"}})`, nil},
 		{"Start alone", `_ = exec.Command("x").Start()`, nil},
 		{"other Wait methods", `var wg sync.WaitGroup; wg.Wait(); var ws syscall.WaitStatus; _ = ws.Exited()`, nil},
 		{"a local function named Wait", `Wait := func() error { return nil }; _ = Wait()`, nil},

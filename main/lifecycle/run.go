@@ -266,19 +266,18 @@ func (l *life) startMain(rf *readyFile, up *readiness.Upstream) error {
 		StopSignal: p.StopSignal,
 		Grace:      p.Grace,
 		Group:      p.SignalGroup,
-		Credential: p.User.Credential(),
-		Env:        l.env(nil),
 	}
 	opts.Stdout, opts.Stderr = logWatchers(p.Ready)
+	spec := l.spec(p.Main.Argv, nil)
 	nt := readiness.NotifyOf(p.Ready)
 	if nt != nil {
 		if err := nt.Listen(); err != nil {
 			return &internalError{"notify socket", err}
 		}
-		opts.Env = append(opts.Env[:len(opts.Env):len(opts.Env)], nt.Env())
+		spec.Env = append(spec.Env[:len(spec.Env):len(spec.Env)], nt.Env())
 	}
 	l.mainChild = l.registry.Add("main", registry.Main)
-	m, err := mainproc.Start(l.reaper, l.sigs, p.Main.Argv, opts, l.log)
+	m, err := mainproc.Start(l.reaper, l.sigs, spec, opts, l.log)
 	if err != nil {
 		nt.Close()
 		return &mainStartError{argv: p.Main.Argv, err: err}
@@ -353,7 +352,8 @@ func (l *life) tasks(cmds []plan.Command, kind registry.Kind) []helpers.Task {
 	names := plan.ShortNames(argv0s, nil)
 	tasks := make([]helpers.Task, len(cmds))
 	for i, c := range cmds {
-		tasks[i] = helpers.Task{Name: c.Line, Short: names[i], Argv: c.Argv, Child: l.registry.Add(string(kind)+" "+names[i], kind)}
+		tasks[i] = helpers.Task{Name: c.Line, Short: names[i], Argv: c.Argv, Prefix: l.plan.Tasks.PrefixOf(names[i]),
+			Child: l.registry.Add(string(kind)+" "+names[i], kind)}
 	}
 	return tasks
 }
@@ -366,9 +366,6 @@ func (l *life) user(u *plan.User) *plan.User {
 	return u
 }
 
-// env is the environment of a child that runs as u (nil: --user's).
-func (l *life) env(u *plan.User) []string { return plan.ChildEnv(l.plan.Env, l.user(u)) }
-
 // probeConfig says how to wait for probes, run as u (nil: --user's).
 func (l *life) probeConfig(timeout time.Duration, log *slog.Logger, u *plan.User) readiness.Config {
 	p := l.plan.Probing
@@ -377,7 +374,7 @@ func (l *life) probeConfig(timeout time.Duration, log *slog.Logger, u *plan.User
 		Interval:       p.Interval,
 		MaxInterval:    p.MaxInterval,
 		AttemptTimeout: p.AttemptTimeout,
-		Runner:         asUser{r: l.reaper, cred: l.user(u).Credential(), env: l.env(u)},
+		Runner:         asUser{r: l.reaper, base: l.spec(nil, u)},
 		Log:            log,
 	}
 }
@@ -388,10 +385,9 @@ func (l *life) taskConfig() helpers.Config {
 	return helpers.Config{
 		Timeout:    t.Timeout,
 		OnFailure:  helpers.Policy(t.OnFailure),
-		Runner:     asUser{r: l.reaper, cred: l.plan.User.Credential(), env: l.env(nil)},
+		Runner:     asUser{r: l.reaper, base: l.spec(nil, nil)},
 		TTY:        l.tty,
 		Reclaim:    l.reclaim,
-		Prefix:     t.Prefix,
 		Log:        l.log,
 		Retries:    t.Retries,
 		NewBackOff: l.restartBackOff,

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mainstay-dev/mainstay/helpers"
 	mainproc "github.com/mainstay-dev/mainstay/main"
 	"github.com/mainstay-dev/mainstay/main/plan"
 	"github.com/mainstay-dev/mainstay/main/registry"
@@ -123,11 +122,12 @@ func (s *sidecars) launch(sc *plan.Sidecar) *runningSidecar {
 	l := s.l
 	log := l.log.With("sidecar", sc.Name)
 	child := l.registry.Add(sc.Name, registry.Sidecar)
+	base := l.spec(sc.Argv, sc.User)
+	base.Stdout, base.Stderr = os.Stdout, os.Stderr
+	base.Prefix = l.plan.Tasks.PrefixOf(sc.Name)
 	spec := mainproc.SidecarSpec{
 		Name:       sc.Name,
-		Argv:       sc.Argv,
-		Env:        l.env(sc.User),
-		Credential: l.user(sc.User).Credential(),
+		Spec:       base,
 		StopSignal: sc.StopSignal,
 		Restart:    sc.Restart,
 		Retries:    sc.Retries,
@@ -135,11 +135,6 @@ func (s *sidecars) launch(sc *plan.Sidecar) *runningSidecar {
 		MaxDelay:   l.plan.Restart.MaxDelay,
 		OnState:    func(st mainproc.State) { s.changed() },
 		Child:      child,
-	}
-	if prefix := helpers.ExpandPrefix(l.plan.Tasks.Prefix, sc.Name); prefix != "" {
-		spec.Stdout, spec.Stderr = helpers.NewPrefixer(os.Stdout, prefix), helpers.NewPrefixer(os.Stderr, prefix)
-	} else {
-		spec.Stdout, spec.Stderr = os.Stdout, os.Stderr
 	}
 	if len(sc.Ready) > 0 {
 		cfg := l.probeConfig(0, log, sc.User)

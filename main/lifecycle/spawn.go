@@ -2,27 +2,29 @@ package lifecycle
 
 import (
 	"context"
-	"os/exec"
-	"syscall"
 
+	"github.com/mainstay-dev/mainstay/main/plan"
 	"github.com/mainstay-dev/mainstay/reaper"
 )
 
-// asUser runs commands through the reaper with the children's environment
-// and, when cred is not nil, the user's credentials.
-type asUser struct {
-	r    *reaper.Reaper
-	cred *syscall.Credential
-	env  []string
+// spec is where a child of the plan becomes the reaper's description of
+// it, for every kind of child: its words, and the environment and
+// credential of the user it runs as (u, or --user's when nil). Its owner
+// adds what is its own (main's stdin and terminal, a sidecar's prefix).
+func (l *life) spec(argv []string, u *plan.User) reaper.Spec {
+	u = l.user(u)
+	return reaper.Spec{Argv: argv, Env: plan.ChildEnv(l.plan.Env, u), Credential: u.Credential()}
 }
 
-func (a asUser) Run(ctx context.Context, cmd *exec.Cmd) (reaper.Exit, error) {
-	if a.cred != nil {
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		cmd.SysProcAttr.Credential = a.cred
-	}
-	cmd.Env = a.env
-	return a.r.Run(ctx, cmd)
+// asUser runs the children of helpers and probes, whose words those
+// packages give, through the reaper with base's environment and
+// credential.
+type asUser struct {
+	r    *reaper.Reaper
+	base reaper.Spec
+}
+
+func (a asUser) Run(ctx context.Context, s reaper.Spec) (reaper.Exit, error) {
+	s.Env, s.Credential = a.base.Env, a.base.Credential
+	return a.r.Run(ctx, s)
 }

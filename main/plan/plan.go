@@ -107,6 +107,12 @@ type Tasks struct {
 	Prefix string
 }
 
+// PrefixOf is the output prefix of the child named name: Prefix with
+// "{helper}" replaced by the name.
+func (t Tasks) PrefixOf(name string) string {
+	return strings.ReplaceAll(t.Prefix, "{helper}", name)
+}
+
 // Backoff is the schedule of delays between tries: Delay, doubling up to
 // MaxDelay, with jitter.
 type Backoff struct {

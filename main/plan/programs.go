@@ -92,7 +92,7 @@ func ownCredential() *syscall.Credential {
 	return cred
 }
 
-// checkProgram finds name as exec.Command would and checks that cred may
+// checkProgram finds name as reaper.Start would and checks that cred may
 // execute what it found: the error wraps exec.ErrNotFound when nothing is
 // found, fs.ErrPermission when it cannot be executed.
 func checkProgram(name string, cred *syscall.Credential) error {
