@@ -69,7 +69,7 @@ func TestRunOnContinue(t *testing.T) {
 	log, _ := reapertest.NewLog()
 	err := helpers.Run(context.Background(), tasks, helpers.Config{
 		OnFailure: helpers.Continue, Runner: runner, Log: log,
-		OnContinue: func(e *helpers.Error) { failed = append(failed, fmt.Sprintf("%s: %d", e.Task.Name, e.ExitCode())) },
+		OnContinue: func(e *helpers.Error) { failed = append(failed, fmt.Sprintf("%s: %d", e.Task.Name, code(e))) },
 	})
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)

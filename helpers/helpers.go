@@ -114,19 +114,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ExitCode is the code mainstay exits with for this failure: the task's own
-// code (128+N for signal N), 124 on timeout, 127 or 126 when it could not
-// start.
-func (e *Error) ExitCode() int {
-	switch {
-	case e.Err != nil:
-		return reaper.StartFailureCode(e.Err)
-	case e.TimedOut > 0:
-		return 124
-	}
-	return e.Exit.Code()
-}
-
 // Run runs the tasks in order. It returns nil when every task succeeded (or
 // failed under Continue), a *Error for the task that failed under Stop, and
 // context.Cause(ctx) when ctx is done first; the running task is killed then.
@@ -173,8 +160,11 @@ func runTries(ctx context.Context, t Task, cfg Config) *Error {
 			return err
 		}
 		d := b.NextBackOff()
-		cfg.Log.Warn(cfg.kind()+" failed; retrying", "helper", t.Name, "try", try, "tries", cfg.Retries+1,
-			"exit_code", err.ExitCode(), "err", err, "delay", d)
+		args := []any{"helper", t.Name, "try", try, "tries", cfg.Retries + 1}
+		if err.TimedOut == 0 {
+			args = append(args, "exit_code", err.Exit.Code()) // the task's own; mainstay's is the lifecycle's
+		}
+		cfg.Log.Warn(cfg.kind()+" failed; retrying", append(args, "err", err, "delay", d)...)
 		timer := time.NewTimer(d)
 		select {
 		case <-ctx.Done():

@@ -193,7 +193,7 @@ func TestRunStopsAtFirstFailure(t *testing.T) {
 			if he.Task.Name != tt.task.Name {
 				t.Errorf("Task = %q, want %q", he.Task.Name, tt.task.Name)
 			}
-			if got := he.ExitCode(); got != tt.wantCode {
+			if got := code(he); got != tt.wantCode {
 				t.Errorf("ExitCode() = %d, want %d", got, tt.wantCode)
 			}
 			if want := fmt.Sprintf("helper %q: %s", tt.task.Name, tt.wantMsg); err.Error() != want {
@@ -356,7 +356,7 @@ func TestExitJustBeforeTimeout(t *testing.T) {
 			switch {
 			case tc.code == 0 && err != nil:
 				t.Errorf("Run = %v, want success", err)
-			case tc.code != 0 && (!errors.As(err, &he) || he.ExitCode() != tc.code || he.TimedOut != 0):
+			case tc.code != 0 && (!errors.As(err, &he) || code(he) != tc.code || he.TimedOut != 0):
 				t.Errorf("Run = %v, want exit code %d without a timeout", err, tc.code)
 			}
 		})
@@ -398,7 +398,7 @@ func TestRetries(t *testing.T) {
 			switch {
 			case tc.wantCode == 0 && err != nil:
 				t.Errorf("Run = %v, want success", err)
-			case tc.wantCode != 0 && (!errors.As(err, &he) || he.ExitCode() != tc.wantCode || he.Tries != tc.wantRuns):
+			case tc.wantCode != 0 && (!errors.As(err, &he) || code(he) != tc.wantCode || he.Tries != tc.wantRuns):
 				t.Errorf("Run = %v, want exit code %d after %d tries", err, tc.wantCode, tc.wantRuns)
 			}
 			retries := logs.Find(t, "helper failed; retrying")
@@ -421,7 +421,7 @@ func TestNoRetryWhenCannotStart(t *testing.T) {
 	err := result(t, runAsync(context.Background(), []helpers.Task{{Name: "nope", Argv: []string{"/nonexistent/prog"}}},
 		helpers.Config{OnFailure: helpers.Stop, Runner: runner, Log: log, Retries: 5}))
 	var he *helpers.Error
-	if !errors.As(err, &he) || he.ExitCode() != 127 || he.Tries != 1 {
+	if !errors.As(err, &he) || code(he) != 127 || he.Tries != 1 {
 		t.Errorf("Run = %v, want 127 after one try", err)
 	}
 	if r := logs.Find(t, "helper failed; retrying"); len(r) != 0 {
@@ -447,4 +447,17 @@ func TestStopDuringRetryDelay(t *testing.T) {
 	if got := readFile(t, file); got != "1\n" {
 		t.Errorf("ran %q times, want once", got)
 	}
+}
+
+// code is the exit code the lifecycle gives for a failed task (see
+// lifecycle.Outcome.Code): its own, 124 on timeout, 127/126 when it
+// cannot start.
+func code(e *helpers.Error) int {
+	switch {
+	case e.Err != nil:
+		return reaper.StartFailureCode(e.Err)
+	case e.TimedOut > 0:
+		return 124
+	}
+	return e.Exit.Code()
 }
