@@ -197,7 +197,7 @@ func run(ctx context.Context, t Task, cfg Config) *Error {
 	}
 	start := time.Now()
 	cfg.Log.Info(cfg.kind()+" started", "helper", t.Name)
-	t.Child.Started(0, start, registry.Running)
+	spec.Started = func(pid int) { t.Child.Started(pid, start, registry.Running) }
 	exit, err := cfg.Runner.Run(tctx, spec)
 	if err == nil {
 		t.Child.Exited(exit, time.Now(), registry.Exited)

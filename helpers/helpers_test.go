@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/mainstay-dev/mainstay/helpers"
+	"github.com/mainstay-dev/mainstay/main/registry"
 	"github.com/mainstay-dev/mainstay/reaper"
 	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
@@ -460,4 +461,28 @@ func code(e *helpers.Error) int {
 		return 124
 	}
 	return e.Exit.Code()
+}
+
+// TestRunRegistry: each task's registry entry follows it: its last exit,
+// and exited once done.
+func TestRunRegistry(t *testing.T) {
+	reg := registry.New()
+	ok, bad := reg.Add("helper true", registry.Helper), reg.Add("helper sh", registry.Helper)
+	log, _ := reapertest.NewLog()
+	tasks := []helpers.Task{
+		{Name: "true", Argv: []string{"true"}, Child: ok},
+		{Name: "sh -c 'exit 4'", Argv: []string{"sh", "-c", "exit 4"}, Child: bad},
+	}
+	if err := helpers.Run(context.Background(), tasks, helpers.Config{OnFailure: helpers.Continue, Runner: runner, Log: log}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		c    *registry.Child
+		code int
+	}{{ok, 0}, {bad, 4}} {
+		i := tc.c.Info()
+		if i.State != registry.Exited || i.LastExit == nil || i.LastExit.Code != tc.code || i.Started.IsZero() {
+			t.Errorf("%s: %+v, want exited with %d and a start time", i.Name, i, tc.code)
+		}
+	}
 }

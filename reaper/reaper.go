@@ -203,6 +203,9 @@ func (r *Reaper) Run(ctx context.Context, s Spec) (Exit, error) {
 	if err != nil {
 		return Exit{}, err
 	}
+	if s.Started != nil {
+		s.Started(p.PID())
+	}
 	select {
 	case <-p.done:
 		return p.Wait(), nil

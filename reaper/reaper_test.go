@@ -552,3 +552,23 @@ func TestKillGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestRunStarted: Run tells Spec.Started the child's PID before it waits.
+func TestRunStarted(t *testing.T) {
+	dir := t.TempDir()
+	var pid int
+	exit, err := shared.Run(context.Background(), Spec{
+		Argv:    []string{"sh", "-c", `echo $$ > "$0/pid"`, dir},
+		Started: func(p int) { pid = p },
+	})
+	if err != nil || !exit.Success() {
+		t.Fatalf("Run: %v, %v", exit, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimSpace(string(b)); strconv.Itoa(pid) != want {
+		t.Errorf("Started got PID %d, the child was %s", pid, want)
+	}
+}

@@ -54,6 +54,10 @@ type Spec struct {
 	// child has exited (0: [DefaultOutputWait]), or, as [KeepOutput],
 	// keeps them open until [Proc.CloseOutput].
 	OutputWait time.Duration
+	// Started, when set, is called with the child's PID once it has
+	// started, before [Reaper.Run] waits for it: how a task's owner learns
+	// the PID of a child that Run starts and waits for in one call.
+	Started func(pid int)
 }
 
 const (
