@@ -14,10 +14,15 @@ import (
 func publish(t *testing.T, path, state string) {
 	t.Helper()
 	os.Remove(path)
+	files := map[string]string{path + ".state": fmt.Sprintf("%s %d\n", state, os.Getpid())}
 	if state == "ready" {
-		writeTestFile(t, path, "ready\n")
+		files[path] = "ready\n"
 	}
-	writeTestFile(t, path+".state", fmt.Sprintf("%s %d\n", state, os.Getpid()))
+	for name, content := range files {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestHealthCommand(t *testing.T) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,35 +46,6 @@ func TestCheckProgramsSources(t *testing.T) {
 	}
 }
 
-// TestCheckProgramsSidecarUser: a sidecar's program is checked as its own
-// user=, others as --user's.
-func TestCheckProgramsSidecarUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root to set up a root-only program")
-	}
-	dir := openTempDir(t)
-	prog := filepath.Join(dir, "rootonly")
-	writeTestFile(t, prog, "#!/bin/sh\n")
-	if err := os.Chmod(prog, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if code, err := checkPrograms(mustParse(t, "--sidecar", prog, "--", "true")); code != 0 {
-		t.Errorf("as root: %d, %v", code, err)
-	}
-	code, err := checkPrograms(mustParse(t, "--sidecar", "user=nobody -- "+prog, "--", "true"))
-	if code != 126 || err == nil || !strings.Contains(err.Error(), "uid 65534 may not execute") {
-		t.Errorf("sidecar user=nobody: %d, %v; want 126", code, err)
-	}
-	code, err = checkPrograms(mustParse(t, "--user", "nobody", "--sidecar", "user=root -- "+prog, "--", "true"))
-	if code != 0 {
-		t.Errorf("sidecar user=root under --user nobody: %d, %v; want 0", code, err)
-	}
-	code, err = checkPrograms(mustParse(t, "--user", "nobody", "--helper", prog, "--", "true"))
-	if code != 126 {
-		t.Errorf("helper under --user nobody: %d, %v; want 126", code, err)
-	}
-}
-
 // checkPrograms checks cli's programs as mainstay does before starting
 // any: the exit code it would give, and the error.
 func checkPrograms(cli *CLI) (int, error) {
@@ -85,26 +54,4 @@ func checkPrograms(cli *CLI) (int, error) {
 		return 0, nil
 	}
 	return lifecycle.Outcome{Err: err}.Code(), err
-}
-
-// openTempDir is a temporary directory that every user may enter (unlike
-// t.TempDir's parent, which is root's alone).
-func openTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "mainstay-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func writeTestFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -188,3 +188,47 @@ func writeTestFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCheckProgramsSidecarUser: a sidecar's program is checked as its own
+// user=, others as --user's.
+func TestCheckProgramsSidecarUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to set up a root-only program")
+	}
+	dir := openTempDir(t)
+	prog := filepath.Join(dir, "rootonly")
+	writeTestFile(t, prog, "#!/bin/sh\n")
+	if err := os.Chmod(prog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sidecar := func(line string) *Sidecar {
+		sc, err := ParseSidecar(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
+	user := func(spec string) *User {
+		u, err := ParseUser(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	main := Command{Source: "main command", Argv: []string{"true"}}
+	for _, tc := range []struct {
+		name string
+		plan *Plan
+		code int
+	}{
+		{"as root", &Plan{Main: main, Sidecars: []*Sidecar{sidecar(prog)}}, 0},
+		{"sidecar user=nobody", &Plan{Main: main, Sidecars: []*Sidecar{sidecar("user=nobody -- " + prog)}}, 126},
+		{"sidecar user=root under --user nobody", &Plan{Main: main, User: user("nobody"), Sidecars: []*Sidecar{sidecar("user=root -- " + prog)}}, 0},
+		{"helper under --user nobody", &Plan{Main: main, User: user("nobody"), Helpers: []Command{{Source: "--helper", Argv: []string{prog}}}}, 126},
+	} {
+		code, err := check(tc.plan.CheckPrograms())
+		if code != tc.code || (code == 126 && !strings.Contains(err.Error(), "uid 65534 may not execute")) {
+			t.Errorf("%s: %d, %v; want %d", tc.name, code, err, tc.code)
+		}
+	}
+}
