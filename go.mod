@@ -7,6 +7,7 @@ require (
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/creack/pty v1.1.24
 	github.com/mattn/go-shellwords v1.0.16
+	github.com/robfig/cron/v3 v3.0.1
 	golang.org/x/sys v0.50.0
 )
 
