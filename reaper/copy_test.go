@@ -170,8 +170,10 @@ func TestOutputWaitBound(t *testing.T) {
 // OutputWait, in the same situation, has its pipes closed meanwhile.
 func TestKeepOutput(t *testing.T) {
 	dir := t.TempDir()
-	// The descendant writes once $0/go exists, then exits.
+	// The descendant writes once $0/go exists, then exits; a test that
+	// fails first still lets it go (cleanups run before the directory's).
 	script := `(while [ ! -e "$0/go" ]; do sleep 0.01; done; echo late) & echo early`
+	t.Cleanup(func() { os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) })
 	var kept, closed writes
 	ks := sh(script, dir)
 	ks.Stdout, ks.OutputWait = &kept, KeepOutput
