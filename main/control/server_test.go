@@ -133,9 +133,9 @@ func TestHandlerErrors(t *testing.T) {
 // Health's levels: ready is Status.Ready; alive fails only once stopping.
 func TestHealthy(t *testing.T) {
 	for _, tc := range []struct {
-		phase        string
-		ready        bool
-		alive, ready_ bool
+		phase                string
+		ready                bool
+		wantAlive, wantReady bool
 	}{
 		{PhaseStarting, false, true, false},
 		{PhaseReady, true, true, true},
@@ -143,10 +143,10 @@ func TestHealthy(t *testing.T) {
 		{PhaseStopping, false, false, false},
 	} {
 		st := Status{Phase: tc.phase, Ready: tc.ready}
-		if got := healthy(LevelAlive, st); got != tc.alive {
+		if got := healthy(LevelAlive, st); got != tc.wantAlive {
 			t.Errorf("%s: alive %v", tc.phase, got)
 		}
-		if got := healthy(LevelReady, st); got != tc.ready_ {
+		if got := healthy(LevelReady, st); got != tc.wantReady {
 			t.Errorf("%s: ready %v", tc.phase, got)
 		}
 	}
