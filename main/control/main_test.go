@@ -58,7 +58,7 @@ func helperMain(args []string) int {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		req := Request{Op: args[2]}
-		if req.Op != OpStatus {
+		if changes(req.Op) {
 			req.Names = []string{"cache"}
 		}
 		resp, err := c.Do(ctx, req)
