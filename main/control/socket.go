@@ -144,7 +144,7 @@ func (s *socketFile) removeStale() error {
 	case err != nil:
 		return fmt.Errorf("%s: %w", s.path, err)
 	case st.Mode&unix.S_IFMT != unix.S_IFSOCK:
-		return fmt.Errorf("%s: is %s: mainstay replaces only a socket it left: remove it or choose another path", s.path, what(st.Mode))
+		return fmt.Errorf("%s: is %s: mainstay replaces nothing there but a stale socket: remove it or choose another path", s.path, what(st.Mode))
 	}
 	if err := unix.Unlinkat(s.dir, s.name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("%s: cannot remove the stale socket: %w", s.path, err)
