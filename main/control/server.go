@@ -35,7 +35,9 @@ var (
 // errors go to the client: an [*Error] as it is (use [ErrStarting],
 // [ErrStopping], [ErrMain], [Refused], [UnknownName]), any other error as
 // [KindFailed] with its message. Every method may be called from several
-// goroutines at once.
+// goroutines at once. The ctx of a call is done once the server closes
+// ([Server.Close] waits for the call to return); a client that goes away
+// does not cancel its request.
 type Handler interface {
 	// Status returns every child, the phase and whether ready, with each
 	// child's Command; it must not block. The server picks the names
