@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mainstay-dev/mainstay/reaper"
 	"golang.org/x/sys/unix"
 )
 
@@ -331,31 +332,16 @@ func (p *Notify) extendTo(t time.Time) {
 // parent PIDs in /proc.
 func descendant(pid, root int) bool {
 	for i := 0; pid > 1 && i < 1<<12; i++ {
-		pid = parentPID(pid)
+		s, err := reaper.ReadStat(pid)
+		if err != nil {
+			return false // gone
+		}
+		pid = s.PPID
 		if pid == root {
 			return true
 		}
 	}
 	return false
-}
-
-// parentPID is pid's parent from /proc/PID/stat, 0 when pid is gone.
-func parentPID(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }
 
 // Upstream is the notification socket mainstay itself was given, by a

@@ -1,7 +1,6 @@
 package reaper
 
 import (
-	"bytes"
 	"os"
 	"strconv"
 	"syscall"
@@ -138,25 +137,11 @@ func descendants(root int) map[int]int {
 	return out
 }
 
-// parent returns the parent PID of pid, or -1 when pid is gone. The command
-// name in /proc/PID/stat may hold spaces and parentheses, so the fields are
-// read after its last ')'.
+// parent returns the parent PID of pid, or -1 when pid is gone.
 func parent(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	s, err := ReadStat(pid)
 	if err != nil {
 		return -1
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return -1
-	}
-	f := bytes.Fields(b[i+1:]) // state, ppid, ...
-	if len(f) < 2 {
-		return -1
-	}
-	pp, err := strconv.Atoi(string(f[1]))
-	if err != nil {
-		return -1
-	}
-	return pp
+	return s.PPID
 }
