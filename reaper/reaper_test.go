@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -27,7 +26,7 @@ var shared *Reaper
 const inSubprocess = "REAPER_TEST_SUBPROCESS"
 
 func TestMain(m *testing.M) {
-	r, err := Start(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := Start(slog.New(slog.NewJSONHandler(testLog, nil)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

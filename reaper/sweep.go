@@ -1,7 +1,11 @@
 package reaper
 
 import (
+	"context"
+	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -41,9 +45,10 @@ func (r *Reaper) Sweep(deadline time.Time) (left int) {
 	}
 	grace := time.Until(deadline).Round(time.Millisecond)
 	if grace > 0 {
-		n := r.signalAll(unix.SIGTERM)
+		n, names := r.signalAll(unix.SIGTERM)
 		r.signalAll(unix.SIGCONT)
 		r.log.Info("stopping leftover processes", "count", n, "grace", grace)
+		r.logNames(slog.LevelInfo, names, n)
 	}
 	timer := time.NewTimer(max(grace, 0))
 	defer timer.Stop()
@@ -60,12 +65,13 @@ func (r *Reaper) Sweep(deadline time.Time) (left int) {
 		case <-timer.C:
 			killing = true
 			giveUp = time.After(time.Until(deadline.Add(KillWait)))
-			n := r.signalAll(unix.SIGKILL)
+			n, names := r.signalAll(unix.SIGKILL)
 			if grace > 0 {
 				r.log.Warn("leftover processes did not exit within grace; killing them", "count", n)
 			} else {
 				r.log.Warn("no grace left for leftover processes; killing them", "count", n)
 			}
+			r.logNames(slog.LevelWarn, names, n)
 		case <-giveUp:
 			left = len(descendants(os.Getpid()))
 			r.log.Error("processes still there after SIGKILL (stuck in the kernel, D state?); giving up on them", "count", left, "waited", KillWait)
@@ -75,15 +81,54 @@ func (r *Reaper) Sweep(deadline time.Time) (left int) {
 	return 0
 }
 
-// signalAll sends sig to every descendant and returns how many it reached.
-func (r *Reaper) signalAll(sig syscall.Signal) int {
-	if r.pid1 {
-		n := len(descendants(1))
-		_ = unix.Kill(-1, sig)
-		return n
+// named is how many leftover processes a sweep names in its log, each
+// with its PID and command line; the others are only counted.
+const named = 5
+
+// leftover is a process a sweep stops, as its log names it.
+type leftover struct {
+	pid     int
+	command string
+}
+
+// logNames logs the leftovers in names, at level, one a line, then how
+// many of the n stopped are not named.
+func (r *Reaper) logNames(level slog.Level, names []leftover, n int) {
+	ctx := context.Background()
+	for _, l := range names {
+		r.log.Log(ctx, level, "leftover process", "pid", l.pid, "command", l.command)
 	}
-	n := 0
-	for pid, ppid := range descendants(os.Getpid()) {
+	if n > len(names) {
+		r.log.Log(ctx, level, "more leftover processes", "count", n-len(names))
+	}
+}
+
+// signalAll sends sig to every descendant and returns how many it reached,
+// with the PID and command line of the first few (by PID), read before the
+// signal.
+func (r *Reaper) signalAll(sig syscall.Signal) (n int, names []leftover) {
+	if r.pid1 {
+		all := descendants(1)
+		for _, pid := range slices.Sorted(maps.Keys(all)) {
+			if len(names) == named {
+				break
+			}
+			if s, err := ReadStat(pid); err == nil {
+				names = append(names, leftover{pid, s.Command()})
+			}
+		}
+		_ = unix.Kill(-1, sig)
+		return len(all), names
+	}
+	all := descendants(os.Getpid())
+	for _, pid := range slices.Sorted(maps.Keys(all)) {
+		ppid := all[pid]
+		var name leftover
+		if len(names) < named {
+			if s, err := ReadStat(pid); err == nil && s.PPID == ppid {
+				name = leftover{pid, s.Command()}
+			}
+		}
 		fd, err := unix.PidfdOpen(pid, 0)
 		switch {
 		case err == unix.ESRCH:
@@ -93,16 +138,22 @@ func (r *Reaper) signalAll(sig syscall.Signal) int {
 			// back to kill, racing only with a PID reused in between.
 			if parent(pid) == ppid && unix.Kill(pid, sig) == nil {
 				n++
+				if name.pid != 0 {
+					names = append(names, name)
+				}
 			}
 			continue
 		}
 		// The pidfd pins the process; check it is still the one we saw.
 		if parent(pid) == ppid && unix.PidfdSendSignal(fd, sig, nil, 0) == nil {
 			n++
+			if name.pid != 0 {
+				names = append(names, name)
+			}
 		}
 		unix.Close(fd)
 	}
-	return n
+	return n, names
 }
 
 // descendants maps each live descendant of root to its parent, read from
