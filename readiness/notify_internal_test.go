@@ -68,11 +68,13 @@ func TestRefusals(t *testing.T) {
 // each time, and found.
 func TestTreeRemembersOutsiders(t *testing.T) {
 	reads := 0
-	defer func(f func(int) (int, uint64, bool)) { readStat = f }(readStat)
-	orig := readStat
-	readStat = func(pid int) (int, uint64, bool) { reads++; return orig(pid) }
+	counted := func(root int) *tree {
+		t := newTree(root)
+		t.stat = func(pid int) (int, uint64, bool) { reads++; return readStat(pid) }
+		return t
+	}
 
-	outside := newTree(1 << 30) // no such process: the test is outside it
+	outside := counted(1 << 30) // no such process: the test is outside it
 	if outside.contains(os.Getpid()) {
 		t.Fatal("the test is in the tree of a process that does not exist")
 	}
@@ -87,7 +89,7 @@ func TestTreeRemembersOutsiders(t *testing.T) {
 		t.Errorf("%d reads for 100 more messages, want 100: one each", got)
 	}
 
-	inside := newTree(os.Getppid())
+	inside := counted(os.Getppid())
 	reads = 0
 	for range 3 {
 		if !inside.contains(os.Getpid()) {

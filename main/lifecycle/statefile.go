@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mainstay-dev/mainstay/reaper"
 	"golang.org/x/sys/unix"
 
 	"github.com/mainstay-dev/mainstay/main/plan"
@@ -436,10 +437,6 @@ func ReadState(path string) (string, error) {
 
 // running reports whether pid is a live process (not a zombie).
 func running(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
+	s, err := reaper.ReadStat(pid)
+	return err == nil && s.State != 'Z'
 }
