@@ -153,10 +153,9 @@ func (s *sidecars) launch(sc *plan.Sidecar) *runningSidecar {
 	rs := &runningSidecar{plan: sc, child: child}
 	s.running = append(s.running, rs)
 	s.mu.Unlock()
-	rs.sc = mainproc.StartSidecar(l.reaper, spec, l.log)
-	go func() {
-		<-rs.sc.Ended()
-		res := rs.sc.Result()
+	// Each time it ends by itself (not stopped, by the final stop or by
+	// an operator): an essential one ends everything.
+	spec.OnEnd = func(res mainproc.SidecarResult) {
 		if res.Stopped || s.isStopping() {
 			return
 		}
@@ -165,7 +164,9 @@ func (s *sidecars) launch(sc *plan.Sidecar) *runningSidecar {
 			return
 		}
 		l.log.Warn("non-essential sidecar ended; left down", "sidecar", sc.Name, "exit_code", sidecarCode(res), "restart", res.Restarts, "gave_up", res.GaveUp)
-	}()
+	}
+	spec.Grace, spec.ReadyTimeout = l.plan.Grace, l.plan.ReadyTimeout
+	rs.sc = mainproc.StartSidecar(l.reaper, spec, l.log)
 	return rs
 }
 
