@@ -18,7 +18,7 @@ import (
 
 // opsScript: each run writes its PID to $D/pid and stays up, exiting 9 on
 // SIGTERM.
-const opsScript = `echo $$ > $D/pid.tmp; mv $D/pid.tmp $D/pid; trap 'exit 9' TERM; while :; do sleep 0.01; done`
+const opsScript = `trap 'exit 9' TERM; echo $$ > $D/pid.tmp; mv $D/pid.tmp $D/pid; while :; do sleep 0.01; done`
 
 // pidReady is ready once the run wrote its PID to $D/pid.
 type pidReady struct{ dir string }
@@ -235,7 +235,7 @@ func TestSidecarOperatorStartGaveUp(t *testing.T) {
 // run, both answered once it is ready.
 func TestSidecarOperatorRestartsJoin(t *testing.T) {
 	// The stop takes 300ms: the second restart comes while it is under way.
-	s, dir, _, _ := opsSidecar(t, `echo $$ > $D/pid; trap 'sleep 0.3; exit 9' TERM; while :; do sleep 0.01; done`)
+	s, dir, _, _ := opsSidecar(t, `trap 'sleep 0.3; exit 9' TERM; echo $$ > $D/pid; while :; do sleep 0.01; done`)
 	waitFirstReady(t, s)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -256,7 +256,7 @@ func TestSidecarOperatorRestartsJoin(t *testing.T) {
 // TestSidecarOperatorRestartThenDown: a stop during a restart's stop makes
 // it a stop: the restart is answered with an error, nothing starts.
 func TestSidecarOperatorRestartThenDown(t *testing.T) {
-	s, dir, _, _ := opsSidecar(t, `echo $$ > $D/pid; trap 'sleep 0.3; exit 9' TERM; while :; do sleep 0.01; done`)
+	s, dir, _, _ := opsSidecar(t, `trap 'sleep 0.3; exit 9' TERM; echo $$ > $D/pid; while :; do sleep 0.01; done`)
 	waitFirstReady(t, s)
 	restarted := make(chan error, 1)
 	go func() { restarted <- s.Restart(ctx10s(t), "first") }()
