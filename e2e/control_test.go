@@ -358,7 +358,7 @@ func TestControlDefaultPathDenied(t *testing.T) {
 		if got := r.wait(long); got != 124 {
 			t.Errorf("exit code %d, want 124: it ran, its probe never passed", got)
 		}
-		if n := len(r.logsWith("no control socket")); n != 1 {
+		if n := len(r.logsWith("no control socket: mainstay status, restart, stop, start and signal will not answer")); n != 1 {
 			t.Errorf("%d lines about the socket, want 1:\n%s", n, r.stderr())
 		}
 		r.mustLog("main started")
