@@ -73,6 +73,9 @@ func ctl(op string, args []string, stdout, stderr io.Writer) int {
 	}
 	cl, err := control.Dial(c.ControlSocket)
 	if err != nil {
+		if op == "health" && errors.Is(err, control.ErrNoServer) {
+			fmt.Fprintln(stdout, "gone")
+		}
 		return fail(control.ExitCode(err), err)
 	}
 	defer cl.Close()
