@@ -57,6 +57,23 @@ type Handler interface {
 	Signal(sig syscall.Signal, names []string) error
 }
 
+// Caller is who sent a request: the peer's credentials, as of connect().
+type Caller struct {
+	UID uint32
+	PID int32
+}
+
+func (c Caller) String() string { return fmt.Sprintf("uid %d pid %d", c.UID, c.PID) }
+
+type callerKey struct{}
+
+// CallerOf is the caller of the request whose context ctx is, for a
+// handler's log lines.
+func CallerOf(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
 // overflowUID is the kernel's default overflow uid: what a peer whose uid
 // has no mapping in mainstay's user namespace appears as.
 const overflowUID = 65534
@@ -362,13 +379,14 @@ func (s *Server) do(p peer, line []byte) (resp *Response, keep bool) {
 		return failure(KindBusy, "busy: %d restart, stop, start or signal requests are under way; try again", s.lim.maxChanging), true
 	}
 	var err error
+	ctx := context.WithValue(s.ctx, callerKey{}, Caller{UID: p.uid, PID: p.pid})
 	switch req.Op {
 	case OpRestart:
-		err = s.h.Restart(s.ctx, req.Names)
+		err = s.h.Restart(ctx, req.Names)
 	case OpStop:
-		err = s.h.Stop(s.ctx, req.Names)
+		err = s.h.Stop(ctx, req.Names)
 	case OpStart:
-		err = s.h.Start(s.ctx, req.Names)
+		err = s.h.Start(ctx, req.Names)
 	case OpSignal:
 		sig, _ := mainproc.ParseSignal(req.Signal) // checked by parseRequest
 		err = s.h.Signal(sig, req.Names)

@@ -184,3 +184,14 @@ func (c *Child) Backoff(next time.Time, restarts int) {
 	defer c.mu.Unlock()
 	c.info.State, c.info.NextRestart, c.info.Restarts = Backoff, next, restarts
 }
+
+// ResetRestarts sets the restarts in a row to 0: an operator started the
+// child again.
+func (c *Child) ResetRestarts() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.info.Restarts = 0
+}
