@@ -30,6 +30,11 @@ func TestSweepStorm(t *testing.T) {
 	for _, how := range []string{"sigterm", "main-exits"} {
 		t.Run(how, func(t *testing.T) {
 			eachMode(t, func(t *testing.T, m mode) {
+				// One storm at a time: 2,000 forks beside another mode's
+				// stop, or 4,000 processes dying at once on two CPUs, would
+				// measure the machine, not mainstay.
+				storm.Lock()
+				defer storm.Unlock()
 				dir := t.TempDir()
 				// The subshell ignores SIGTERM, and so do the shells it
 				// forks, each blocked opening a FIFO nobody writes (forks
@@ -58,10 +63,6 @@ exit 0
 					return exists(filepath.Join(dir, "storm.done"))
 				})
 				r.waitLog("main in the foreground")
-				// One stop at a time: 4,000 processes dying at once on two
-				// CPUs would measure the machine, not mainstay.
-				stormStop.Lock()
-				defer stormStop.Unlock()
 				var began string
 				if how == "sigterm" {
 					r.signal(unix.SIGTERM)
@@ -120,8 +121,8 @@ exit 0
 	}
 }
 
-// stormStop keeps the stops of TestSweepStorm's parallel subtests apart.
-var stormStop sync.Mutex
+// storm keeps TestSweepStorm's parallel subtests apart.
+var storm sync.Mutex
 
 // pidsByCmdline lists the processes whose /proc/PID/cmdline is cmdline
 // (arguments each ended by a NUL) and which have not exited.
