@@ -245,9 +245,6 @@ const maxNotifyFDs = 253
 // process that floods the socket writes two lines every interval at most.
 const RefusedInterval = 10 * time.Second
 
-// refusedInterval is RefusedInterval; tests shorten it.
-var refusedInterval = RefusedInterval
-
 // sender is who sent a message, as far as mainstay can tell.
 type sender int
 
@@ -326,9 +323,10 @@ func control(oob []byte) (*unix.Ucred, []int, error) {
 }
 
 // refusals reports refused messages: the first in full, then, while they
-// go on, one line with their count every refusedInterval.
+// go on, one line with their count every interval.
 type refusals struct {
-	log *slog.Logger
+	log      *slog.Logger
+	interval time.Duration // RefusedInterval; tests shorten it
 
 	mu       sync.Mutex
 	timer    *time.Timer // running while refusals are being counted
@@ -337,7 +335,7 @@ type refusals struct {
 	stopped  bool
 }
 
-func newRefusals(log *slog.Logger) *refusals { return &refusals{log: log} }
+func newRefusals(log *slog.Logger) *refusals { return &refusals{log: log, interval: RefusedInterval} }
 
 // add reports one refused message from pid and uid (0 when unknown),
 // logging msg and attrs when it is the first for a while.
@@ -353,7 +351,7 @@ func (r *refusals) add(pid, uid int, msg string, attrs ...any) {
 		return
 	}
 	r.log.Warn(msg, attrs...)
-	r.timer = time.AfterFunc(refusedInterval, r.tick)
+	r.timer = time.AfterFunc(r.interval, r.tick)
 }
 
 // tick ends an interval: it logs the count of the messages refused in it,
@@ -370,11 +368,11 @@ func (r *refusals) tick() {
 		return
 	}
 	r.flush()
-	r.timer.Reset(refusedInterval)
+	r.timer.Reset(r.interval)
 }
 
 func (r *refusals) flush() {
-	r.log.Warn("notify messages refused", "count", r.count, "within", refusedInterval, "last_pid", r.pid, "last_uid", r.uid)
+	r.log.Warn("notify messages refused", "count", r.count, "within", r.interval, "last_pid", r.pid, "last_uid", r.uid)
 	r.count = 0
 }
 

@@ -13,10 +13,9 @@ import (
 // ends the count, so the next refusal is logged in full again; stop logs
 // the count not logged yet, and nothing comes after it.
 func TestRefusals(t *testing.T) {
-	defer func(d time.Duration) { refusedInterval = d }(refusedInterval)
-	refusedInterval = 50 * time.Millisecond
 	log, logs := reapertest.NewLog()
 	r := newRefusals(log)
+	r.interval = 50 * time.Millisecond
 	const n = 1000
 	for i := range n {
 		r.add(100+i, 7, "refused", "i", i)
@@ -56,7 +55,7 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("counted %d after stop, want %d", sum, n)
 	}
 	before := len(logs.Records(t))
-	time.Sleep(3 * refusedInterval) // what is waited for is that nothing happens
+	time.Sleep(3 * r.interval) // what is waited for is that nothing happens
 	r.add(3, 7, "refused")
 	if got := len(logs.Records(t)); got != before {
 		t.Errorf("%d records after stop, want none", got-before)
