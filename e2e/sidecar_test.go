@@ -119,7 +119,7 @@ func TestSidecarSupervisord(t *testing.T) {
 				t.Fatalf("memcached: %q, %v", got, err)
 			}
 			mustServe(t, webPort)
-			if got := healthOf(t, filepath.Join(dir, "ready")); got != "ready" {
+			if got := healthOf(t, r, filepath.Join(dir, "ready")); got != "ready" {
 				t.Errorf("health %q, want ready", got)
 			}
 
@@ -200,11 +200,13 @@ func mustServe(t *testing.T, port int) {
 	}
 }
 
-// healthOf runs "mainstay health" for the ready file at path.
-func healthOf(t *testing.T, path string) string {
+// healthOf runs "mainstay health" for the ready file at path inside
+// mainstay's namespaces, as a HEALTHCHECK does: the state file names
+// mainstay by its PID there.
+func healthOf(t *testing.T, r *run, path string) string {
 	t.Helper()
-	out, _ := exec.Command(bin, "health", "--ready-file", path).Output()
-	return strings.TrimSpace(string(out))
+	out, _ := health(t, r, path)
+	return out
 }
 
 // TestSidecarWaitN: the "wait -n" pattern of Docker's page, one line:
@@ -360,17 +362,17 @@ touch "$D/sc.up.$n"; exec sleep 1000
 			"--sidecar", "name=sc ready=file:"+filepath.Join(dir, "sc.up")+" -- "+sc,
 			"--", "sh", serverMain(t, dir, 0))
 		r.waitLog("ready file written")
-		if got := healthOf(t, ready); got != "ready" {
+		if got := healthOf(t, r, ready); got != "ready" {
 			t.Fatalf("health %q, want ready", got)
 		}
 		os.Remove(filepath.Join(dir, "sc.up"))
 		p := r.pidFile("sc.pid")
 		unix.Kill(p.pid, unix.SIGKILL)
-		waitFor(t, short, "health restarting", func() bool { return healthOf(t, ready) == "restarting" })
+		waitFor(t, short, "health restarting", func() bool { return healthOf(t, r, ready) == "restarting" })
 		touch(t, filepath.Join(dir, "back"))
 		// Its probe is file:sc.up, which the second run does not make.
 		touch(t, filepath.Join(dir, "sc.up"))
-		waitFor(t, short, "health ready again", func() bool { return healthOf(t, ready) == "ready" })
+		waitFor(t, short, "health ready again", func() bool { return healthOf(t, r, ready) == "ready" })
 		r.signal(unix.SIGTERM)
 		if got := r.wait(long); got != 0 {
 			t.Errorf("exit code %d, want main's 0", got)
