@@ -223,21 +223,22 @@ echo $$ > "$D/stubborn.pid"
 wait
 `)
 		r := start(t, m, dir, append(append([]string{"--log-format", "json", "--grace", "1s"}, mainReady(dir)...),
-			"--cron", "@every 1s name=polite timeout=300ms -- "+polite,
-			"--cron", "@every 1s name=stubborn timeout=300ms -- "+stubborn,
+			"--cron", "@every 1s name=polite timeout=1500ms -- "+polite,
+			"--cron", "@every 1s name=stubborn timeout=1500ms -- "+stubborn,
 			"--", serverMain(t, dir, 0))...)
+		// The timeout leaves the test 1.5s to find the runs' processes.
 		procs := map[string][]procRef{}
 		for _, name := range []string{"polite", "stubborn"} {
 			procs[name] = []procRef{r.pidFile(name + ".pid"), r.pidFile(name + ".child")}
 		}
 		for name, status := range map[string]string{"polite": "killed by SIGTERM", "stubborn": "killed by SIGKILL"} {
 			stopping := r.waitCronLog("cron run timed out; stopping it", name, 1)[0]
-			if stopping.str("timeout") != "300ms" || stopping.str("kill_after") != "1s" {
-				t.Errorf("%s: %v, want timeout 300ms, kill_after 1s", name, stopping)
+			if stopping.str("timeout") != "1.5s" || stopping.str("kill_after") != "1s" {
+				t.Errorf("%s: %v, want timeout 1.5s, kill_after 1s", name, stopping)
 			}
 			end := r.waitCronLog("cron run timed out", name, 1)[0]
 			elapsed, _ := time.ParseDuration(end.str("elapsed"))
-			min := 300 * time.Millisecond
+			min := 1500 * time.Millisecond
 			if name == "stubborn" {
 				min += time.Second
 			}

@@ -27,7 +27,8 @@ const cronKillAfter = 5 * time.Second
 // of its own through the reaper, applies overlap= and timeout=, logs each
 // run and keeps the entry's registry record (kind cron), of which it is
 // the only writer. No run starts once the stop has begun; [life.stop]
-// calls stop and wait, with the others, within the one --grace.
+// calls halt first, then stop and wait after main, before the sidecars,
+// within the one --grace.
 type crons struct {
 	l      *life
 	sched  *cron.Scheduler // nil without entries: no goroutine, no timer
@@ -244,12 +245,17 @@ func (c *crons) watch(e *cronEntry, run *cronRun) {
 
 // timeout stops a run that outlived its timeout=: SIGTERM (and SIGCONT)
 // to its process group, then SIGKILL cronKillAfter later (--grace when
-// shorter) if it is still there.
+// shorter) if it is still there. Once the stop has begun, the stop's
+// signals and deadline are the run's, and a timeout changes nothing.
 func (c *crons) timeout(e *cronEntry, run *cronRun) {
 	after := min(cronKillAfter, c.l.plan.Grace)
 	c.mu.Lock()
-	run.timedOut = true
+	stopping := c.stopping
+	run.timedOut = !stopping
 	c.mu.Unlock()
+	if stopping {
+		return
+	}
 	c.l.log.Warn("cron run timed out; stopping it", "cron", e.plan.Name, "pid", run.proc.PID(), "timeout", e.plan.Timeout,
 		"stop_signal", "SIGTERM", "kill_after", after)
 	c.signal(e, run, unix.SIGTERM)
@@ -275,7 +281,7 @@ func (c *crons) signal(e *cronEntry, run *cronRun, sig syscall.Signal) {
 // forward step of the wall clock, a suspend): none of them runs.
 func (c *crons) skipped(name string, count int, first, last time.Time) {
 	c.byName[name].child.Due(c.sched.NextDue(name))
-	c.l.log.Warn("cron runs missed: the wall clock jumped forward or the machine was suspended; not run late",
+	c.l.log.Warn("cron runs missed: no wake-up at their time (wall clock set forward, machine suspended, container paused); not run late",
 		"cron", name, "count", count, "first", first, "last", last)
 }
 
@@ -292,11 +298,9 @@ func (c *crons) steppedBack(by time.Duration, restarted bool) {
 	c.l.log.Warn("wall clock set back: the schedules wait for it, no run falls due twice", "by", by)
 }
 
-// stop begins the stop of the scheduled entries, from [life.stop]: no
-// run starts from now on (the scheduler is stopped), and each running
-// one is sent SIGTERM, then SIGCONT, to its process group. It does not
-// wait; [crons.wait] does.
-func (c *crons) stop() {
+// halt begins the stop of the scheduled entries, first thing in
+// [life.stop]: the scheduler is stopped, and no run starts from now on.
+func (c *crons) halt() {
 	if c.sched == nil {
 		return
 	}
@@ -317,6 +321,17 @@ func (c *crons) stop() {
 		if len(e.running) == 0 {
 			e.child.Set(registry.Stopped)
 		}
+	}
+}
+
+// stop sends each running run SIGTERM, then SIGCONT, to its process
+// group, once main has exited and before the sidecars are stopped (the
+// reverse of the start order: the runs may use a sidecar). It does not
+// wait; [crons.wait] does.
+func (c *crons) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.list {
 		for _, run := range e.running {
 			c.l.log.Info("stopping cron run", "cron", e.plan.Name, "pid", run.proc.PID(), "stop_signal", "SIGTERM")
 			c.signal(e, run, unix.SIGTERM)

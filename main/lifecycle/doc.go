@@ -11,13 +11,13 @@
 //     with its cause.
 //   - life.stop is the only code that stops mainstay's children: it says
 //     why (before main is signalled, when main's end is not the cause),
-//     stops the scheduler (no scheduled run starts from then on, nor once
-//     main was asked to stop) and sends the running scheduled runs
-//     SIGTERM, stops main and waits for it, stops the sidecars in the
-//     reverse of their start order, waits for the scheduled runs, then
-//     sweeps every leftover, all by the one --grace deadline, counted
-//     from main's first stop signal (or from now, when main exited on its
-//     own or never started).
+//     halts the scheduler (no scheduled run starts from then on, nor once
+//     main was asked to stop), stops main and waits for it, sends the
+//     running scheduled runs SIGTERM, stops the sidecars in the reverse of
+//     their start order, waits for the scheduled runs, then sweeps every
+//     leftover, all by the one --grace deadline, counted from main's first
+//     stop signal (or from now, when main exited on its own or never
+//     started).
 //   - A scheduled run (--cron, --crontab) never decides the outcome: a
 //     failed, timed-out or unstartable run is logged, and the container
 //     goes on.

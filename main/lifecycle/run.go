@@ -24,7 +24,7 @@ import (
 // Run runs the plan, mainstay's whole lifecycle top to bottom, and returns
 // how it ended: sidecars (start=before) → --wait-for → --before → main →
 // --ready → helpers → sidecars (start=after) → the scheduled entries'
-// first runs fall due → foreground → the stop (no run starts; main and
+// first runs fall due → foreground → the stop (no run starts; main, then
 // the running scheduled runs, then sidecars in reverse, then the sweep,
 // in one --grace budget).
 // Whatever ends it, the stop is [life.stop]'s, and the exit code is
@@ -159,12 +159,12 @@ type life struct {
 }
 
 // stop ends the run for outcome o: it says why (before main is signalled,
-// when main's end is not the reason), stops the scheduled entries (no run
-// starts from then on; running ones get SIGTERM), stops main and waits
-// for it, stops the sidecars in reverse order, waits for the scheduled
-// runs, sweeps every leftover, all within the one --grace budget, and
-// returns o with main's exit. It is the only code that stops mainstay's
-// children.
+// when main's end is not the reason), halts the scheduled entries (no run
+// starts from then on), stops main and waits for it, sends the running
+// scheduled runs SIGTERM, stops the sidecars in reverse order, waits for
+// the scheduled runs, sweeps every leftover, all within the one --grace
+// budget, and returns o with main's exit. It is the only code that stops
+// mainstay's children.
 func (l *life) stop(o Outcome) Outcome {
 	mains := o.Err == nil || errors.Is(o.Err, ErrMainExited) || errors.Is(o.Err, errAborted)
 	if !mains {
@@ -176,7 +176,7 @@ func (l *life) stop(o Outcome) Outcome {
 			explain(o, l.main != nil, l.log)
 		}
 	}
-	l.crons.stop()
+	l.crons.halt()
 	deadline := time.Now().Add(l.plan.Grace)
 	if l.main != nil {
 		l.main.Stop(stopReason(o))
@@ -193,6 +193,7 @@ func (l *life) stop(o Outcome) Outcome {
 	}
 	l.setPhase(phaseStop)
 	l.notify.Close()
+	l.crons.stop()
 	l.sidecars.stop(deadline)
 	l.crons.wait(deadline)
 	l.reaper.Sweep(deadline)
