@@ -121,6 +121,9 @@ func startWith(t *testing.T, m mode, dir string, cfg config, args ...string) *ru
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	// No control socket unless a test asks: runs at once would all try
+	// the default path (the later ones logging a warning).
+	cmd.Env = append(cmd.Env, "MAINSTAY_CONTROL_SOCKET=off")
 	cmd.Env = append(cmd.Env, cfg.env...)
 	r := &run{t: t, m: m, dir: dir, cmd: cmd, cfg: cfg, done: make(chan struct{})}
 	var closers []*os.File

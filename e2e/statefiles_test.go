@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -276,4 +277,32 @@ func healthWithin(t *testing.T, r *run, readyFile string) (string, int) {
 		t.Fatalf("mainstay health: %v", err)
 	}
 	return strings.TrimSpace(string(out)), code
+}
+
+// TestHealthAfterKillAndStart: "docker kill" leaves the state files of a
+// mainstay that was PID 1; after "docker start" a new PID 1 runs before
+// the new mainstay writes anything. health must say gone, not the killed
+// run's ready: the state names the process by PID and start time.
+func TestHealthAfterKillAndStart(t *testing.T) {
+	m := mode{"pid1", true}
+	if unshareErr != nil {
+		t.Fatalf("needs a new PID namespace (root): %v", unshareErr)
+	}
+	dir := t.TempDir()
+	rf := filepath.Join(dir, "ready")
+	main := script(t, dir, "main.sh", `echo $$ > "$D/main.pid"; while :; do sleep 0.05; done`)
+	r := start(t, m, dir, "--log-format", "json", "--ready", "file:"+filepath.Join(dir, "main.pid"), "--ready-file", rf, "--", "sh", main)
+	r.waitLog("ready file written")
+	r.signal(syscall.SIGKILL) // docker kill: mainstay, PID 1, dies first
+	r.wait(long)
+	b, err := os.ReadFile(rf + ".state")
+	if err != nil || !strings.HasPrefix(string(b), "ready 1") {
+		t.Fatalf("the killed run left %q (%v), want its ready state as PID 1", b, err)
+	}
+	// docker start: a new namespace whose PID 1 is alive, then health.
+	out, err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+		"sh", "-c", `sleep 0.2 & exec "$0" health --ready-file "$1"`, bin, rf).Output()
+	if got := strings.TrimSpace(string(out)); got != "gone" {
+		t.Errorf("health in a new namespace with PID 1 alive: %q (%v), want gone", got, err)
+	}
 }

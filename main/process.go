@@ -1,6 +1,7 @@
 package mainproc
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -35,6 +36,7 @@ type Process struct {
 	opts Options
 	log  *slog.Logger
 	sigs chan os.Signal
+	asks chan signalAsk // an operator's signals, taken by loop
 
 	started    chan struct{} // closed by Foreground: start-up is over
 	startOnce  sync.Once
@@ -61,6 +63,7 @@ func Start(r *reaper.Reaper, sigs *Signals, spec reaper.Spec, opts Options, log 
 		opts:     opts,
 		log:      log,
 		sigs:     sigs.c,
+		asks:     make(chan signalAsk),
 		started:  make(chan struct{}),
 		stop:     make(chan struct{}),
 		aborted:  make(chan struct{}),
@@ -181,29 +184,66 @@ func (p *Process) loop() {
 			close(p.stuck)
 			return
 		case s := <-p.sigs:
-			got := s.(syscall.Signal)
-			if p.starting() && asksToStop(got) {
-				if p.abortSig == 0 {
-					p.log.Info("signal received during start-up: aborting", "signal", SignalName(got))
-					p.abortSig = got
-					close(p.aborted)
-				}
-				askStop("signal "+SignalName(got), p.opts.StopSignal)
-				p.sendStop(p.opts.StopSignal)
-				continue
-			}
-			sig := got
-			if sig == unix.SIGTERM {
-				sig = p.opts.StopSignal
-			}
-			if asksToStop(got) {
-				askStop("signal "+SignalName(got), sig)
-				p.sendStop(sig)
-				continue
-			}
-			p.log.Debug("forwarding signal", "signal", SignalName(sig), "pid", p.PID(), "group", p.opts.Group)
-			p.send(sig)
+			p.take(s.(syscall.Signal), askStop)
+		case a := <-p.asks:
+			a.reply <- p.take(a.sig, askStop)
 		}
+	}
+}
+
+// take handles a signal mainstay received, or an operator's: during
+// start-up SIGTERM, SIGINT and SIGQUIT abort it; afterwards they start
+// the stop (SIGTERM replaced by the stop signal); any other signal is
+// sent on. It returns the error of sending it on.
+func (p *Process) take(got syscall.Signal, askStop func(string, syscall.Signal)) error {
+	if p.starting() && asksToStop(got) {
+		if p.abortSig == 0 {
+			p.log.Info("signal received during start-up: aborting", "signal", SignalName(got))
+			p.abortSig = got
+			close(p.aborted)
+		}
+		askStop("signal "+SignalName(got), p.opts.StopSignal)
+		p.sendStop(p.opts.StopSignal)
+		return nil
+	}
+	sig := got
+	if sig == unix.SIGTERM {
+		sig = p.opts.StopSignal
+	}
+	if asksToStop(got) {
+		askStop("signal "+SignalName(got), sig)
+		p.sendStop(sig)
+		return nil
+	}
+	p.log.Debug("forwarding signal", "signal", SignalName(sig), "pid", p.PID(), "group", p.opts.Group)
+	return p.send(sig)
+}
+
+// signalAsk is an operator's signal for main, and where its answer goes.
+type signalAsk struct {
+	sig   syscall.Signal
+	reply chan error
+}
+
+// ErrExited answers [Process.Signal] once main has exited.
+var ErrExited = errors.New("main has exited")
+
+// Signal is an operator's signal for main: the signal loop takes it as
+// it takes one mainstay received (to main's group with --signal-group;
+// SIGTERM, SIGINT and SIGQUIT stop main, SIGTERM as the stop signal). A
+// main that has exited is never signalled: [ErrExited].
+func (p *Process) Signal(sig syscall.Signal) error {
+	a := signalAsk{sig: sig, reply: make(chan error, 1)}
+	select {
+	case <-p.proc.Done():
+		return ErrExited
+	default:
+	}
+	select {
+	case p.asks <- a:
+		return <-a.reply
+	case <-p.ended:
+		return ErrExited
 	}
 }
 
@@ -235,7 +275,7 @@ func (p *Process) starting() bool {
 	}
 }
 
-func (p *Process) send(sig syscall.Signal) {
+func (p *Process) send(sig syscall.Signal) error {
 	var err error
 	if p.opts.Group {
 		err = p.proc.SignalGroup(sig)
@@ -245,6 +285,7 @@ func (p *Process) send(sig syscall.Signal) {
 	if err != nil {
 		p.log.Warn("cannot signal main", "pid", p.PID(), "signal", SignalName(sig), "err", err)
 	}
+	return err
 }
 
 // Foreground ends start-up: from now on every signal is forwarded to main.

@@ -245,9 +245,6 @@ const maxNotifyFDs = 253
 // process that floods the socket writes two lines every interval at most.
 const RefusedInterval = 10 * time.Second
 
-// refusedInterval is RefusedInterval; tests shorten it.
-var refusedInterval = RefusedInterval
-
 // sender is who sent a message, as far as mainstay can tell.
 type sender int
 
@@ -326,9 +323,10 @@ func control(oob []byte) (*unix.Ucred, []int, error) {
 }
 
 // refusals reports refused messages: the first in full, then, while they
-// go on, one line with their count every refusedInterval.
+// go on, one line with their count every interval.
 type refusals struct {
-	log *slog.Logger
+	log      *slog.Logger
+	interval time.Duration // RefusedInterval; tests shorten it
 
 	mu       sync.Mutex
 	timer    *time.Timer // running while refusals are being counted
@@ -337,7 +335,7 @@ type refusals struct {
 	stopped  bool
 }
 
-func newRefusals(log *slog.Logger) *refusals { return &refusals{log: log} }
+func newRefusals(log *slog.Logger) *refusals { return &refusals{log: log, interval: RefusedInterval} }
 
 // add reports one refused message from pid and uid (0 when unknown),
 // logging msg and attrs when it is the first for a while.
@@ -353,7 +351,7 @@ func (r *refusals) add(pid, uid int, msg string, attrs ...any) {
 		return
 	}
 	r.log.Warn(msg, attrs...)
-	r.timer = time.AfterFunc(refusedInterval, r.tick)
+	r.timer = time.AfterFunc(r.interval, r.tick)
 }
 
 // tick ends an interval: it logs the count of the messages refused in it,
@@ -370,11 +368,11 @@ func (r *refusals) tick() {
 		return
 	}
 	r.flush()
-	r.timer.Reset(refusedInterval)
+	r.timer.Reset(r.interval)
 }
 
 func (r *refusals) flush() {
-	r.log.Warn("notify messages refused", "count", r.count, "within", refusedInterval, "last_pid", r.pid, "last_uid", r.uid)
+	r.log.Warn("notify messages refused", "count", r.count, "within", r.interval, "last_pid", r.pid, "last_uid", r.uid)
 	r.count = 0
 }
 
@@ -482,6 +480,9 @@ const maxOutside = 1024
 type tree struct {
 	root    int
 	outside map[procKey]bool
+	// stat reads a process's parent and start time; ok is false once it
+	// is gone. Tests count its calls.
+	stat func(pid int) (ppid int, start uint64, ok bool)
 }
 
 type procKey struct {
@@ -489,7 +490,14 @@ type procKey struct {
 	start uint64
 }
 
-func newTree(root int) *tree { return &tree{root: root, outside: map[procKey]bool{}} }
+func newTree(root int) *tree { return &tree{root: root, outside: map[procKey]bool{}, stat: readStat} }
+
+// readStat is a tree's stat: pid's parent and start time (in clock ticks
+// after boot), read by the program's one /proc/PID/stat reader.
+func readStat(pid int) (ppid int, start uint64, ok bool) {
+	s, err := reaper.ReadStat(pid)
+	return s.PPID, s.Start, err == nil
+}
 
 // contains reports whether pid is the root or a descendant of it. A pid
 // of 0 (a sender in another PID namespace) or one gone from /proc is not.
@@ -500,7 +508,7 @@ func (t *tree) contains(pid int) bool {
 	if pid <= 1 {
 		return false
 	}
-	ppid, start, ok := readStat(pid)
+	ppid, start, ok := t.stat(pid)
 	if !ok {
 		return false
 	}
@@ -521,33 +529,11 @@ func (t *tree) contains(pid int) bool {
 			t.outside[key] = true
 			return false
 		}
-		if ppid, _, ok = readStat(ppid); !ok {
+		if ppid, _, ok = t.stat(ppid); !ok {
 			return false // an ancestor exited meanwhile: not remembered
 		}
 	}
 	return false
-}
-
-// readStat returns pid's parent and start time (in clock ticks after
-// boot) from /proc/PID/stat; ok is false when pid is gone. Tests count
-// its calls.
-var readStat = func(pid int) (ppid int, start uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3, the state
-	if len(f) < 20 {
-		return 0, 0, false
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	return ppid, start, err1 == nil && err2 == nil
 }
 
 // Upstream is the notification socket mainstay itself was given, by a

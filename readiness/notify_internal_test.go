@@ -13,10 +13,9 @@ import (
 // ends the count, so the next refusal is logged in full again; stop logs
 // the count not logged yet, and nothing comes after it.
 func TestRefusals(t *testing.T) {
-	defer func(d time.Duration) { refusedInterval = d }(refusedInterval)
-	refusedInterval = 50 * time.Millisecond
 	log, logs := reapertest.NewLog()
 	r := newRefusals(log)
+	r.interval = 50 * time.Millisecond
 	const n = 1000
 	for i := range n {
 		r.add(100+i, 7, "refused", "i", i)
@@ -56,7 +55,7 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("counted %d after stop, want %d", sum, n)
 	}
 	before := len(logs.Records(t))
-	time.Sleep(3 * refusedInterval) // what is waited for is that nothing happens
+	time.Sleep(3 * r.interval) // what is waited for is that nothing happens
 	r.add(3, 7, "refused")
 	if got := len(logs.Records(t)); got != before {
 		t.Errorf("%d records after stop, want none", got-before)
@@ -68,11 +67,13 @@ func TestRefusals(t *testing.T) {
 // each time, and found.
 func TestTreeRemembersOutsiders(t *testing.T) {
 	reads := 0
-	defer func(f func(int) (int, uint64, bool)) { readStat = f }(readStat)
-	orig := readStat
-	readStat = func(pid int) (int, uint64, bool) { reads++; return orig(pid) }
+	counted := func(root int) *tree {
+		t := newTree(root)
+		t.stat = func(pid int) (int, uint64, bool) { reads++; return readStat(pid) }
+		return t
+	}
 
-	outside := newTree(1 << 30) // no such process: the test is outside it
+	outside := counted(1 << 30) // no such process: the test is outside it
 	if outside.contains(os.Getpid()) {
 		t.Fatal("the test is in the tree of a process that does not exist")
 	}
@@ -87,7 +88,7 @@ func TestTreeRemembersOutsiders(t *testing.T) {
 		t.Errorf("%d reads for 100 more messages, want 100: one each", got)
 	}
 
-	inside := newTree(os.Getppid())
+	inside := counted(os.Getppid())
 	reads = 0
 	for range 3 {
 		if !inside.contains(os.Getpid()) {

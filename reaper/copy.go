@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,12 +219,9 @@ type holder struct {
 // outlived the child it descends from is a descendant of the program.
 func pipeHolders(inodes map[uint64]bool) []holder {
 	var out []holder
-	pids := []int{}
-	for pid := range descendants(os.Getpid()) {
-		pids = append(pids, pid)
-	}
-	slices.Sort(pids)
-	for _, pid := range pids {
+	procs, _ := liveDescendants() // none listed: nobody named
+	for _, proc := range procs {
+		pid := proc.PID
 		dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
 		ents, err := os.ReadDir(dir)
 		if err != nil {
@@ -242,26 +238,12 @@ func pipeHolders(inodes map[uint64]bool) []holder {
 			}
 			ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
 			if err == nil && inodes[ino] {
-				out = append(out, holder{pid: pid, command: command(pid)})
+				out = append(out, holder{pid: pid, command: proc.Command()})
 				break
 			}
 		}
 	}
 	return out
-}
-
-// command is the command line of pid, its arguments separated by spaces,
-// or its name in brackets when it has none (a kernel thread, a zombie).
-func command(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err == nil && len(b) > 0 {
-		return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-	}
-	b, err = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	if err != nil {
-		return ""
-	}
-	return "[" + strings.TrimSpace(string(b)) + "]"
 }
 
 // errNoArgv is Start's error for a Spec without a program.

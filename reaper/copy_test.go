@@ -2,7 +2,6 @@ package reaper
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,20 +32,7 @@ func readPID(t *testing.T, file string) int {
 // logRecords are the shared reaper's log records whose message is msg.
 func logRecords(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(testLog.String(), "\n") {
-		var rec map[string]any
-		if line == "" {
-			continue
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
+	return testLog.find(msg)
 }
 
 // waitWithin returns p's Wait, failing the test when it takes more than d.
@@ -170,8 +156,10 @@ func TestOutputWaitBound(t *testing.T) {
 // OutputWait, in the same situation, has its pipes closed meanwhile.
 func TestKeepOutput(t *testing.T) {
 	dir := t.TempDir()
-	// The descendant writes once $0/go exists, then exits.
+	// The descendant writes once $0/go exists, then exits; a test that
+	// fails first still lets it go (cleanups run before the directory's).
 	script := `(while [ ! -e "$0/go" ]; do sleep 0.01; done; echo late) & echo early`
+	t.Cleanup(func() { os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) })
 	var kept, closed writes
 	ks := sh(script, dir)
 	ks.Stdout, ks.OutputWait = &kept, KeepOutput

@@ -7,13 +7,19 @@
 //
 // # Invariants
 //
-//   - One goroutine drains wait4(-1, WNOHANG|WUNTRACED|WCONTINUED) until it
-//     returns 0 or ECHILD, each time waitid(P_ALL, WNOWAIT) says a child has
-//     changed state; waitid reaps nothing itself. While the program has no
-//     child at all (waitid says ECHILD), it waits for [Reaper.Start] and
-//     for SIGCHLD instead. Nothing else may call [exec.Cmd.Wait],
-//     [exec.Cmd.Run], [exec.Cmd.Output] or [exec.Cmd.CombinedOutput] to learn
-//     a status: a second waiter steals statuses (measured: half of them).
+//   - Only the reaper's drain calls wait4(-1, WNOHANG|WUNTRACED|WCONTINUED),
+//     until it returns 0 or ECHILD, and it does so under the registry
+//     mutex (below): each reap and the hand-off of its status are one step.
+//     The reaper goroutine drains each time waitid(P_ALL, WNOWAIT) says a
+//     child has changed state (waitid reaps nothing itself); while the
+//     program has no child at all (waitid says ECHILD), it waits for
+//     [Reaper.Start] and for SIGCHLD instead. [Reaper.Sweep] and
+//     [Proc.Stopped] drain too, so as not to wait for the goroutine: any
+//     number of drains may run at once, because the mutex, not the number
+//     of goroutines, is what keeps a status from being lost. Nothing else
+//     may call [exec.Cmd.Wait], [exec.Cmd.Run], [exec.Cmd.Output] or
+//     [exec.Cmd.CombinedOutput] to learn a status: a waiter outside the
+//     registry steals statuses (measured: half of them).
 //
 //   - The registry mutex is held across [exec.Cmd.Start] and the insert into
 //     the registry, and across each wait4 and its lookup. A child that exits
@@ -61,10 +67,20 @@
 //     each 64 KiB. Without a prefix, bytes are copied as they come.
 //
 // [Reaper.Sweep] ends the program's life: it refuses new children, sends
-// SIGTERM (then SIGKILL at the stop's deadline) to every remaining
-// descendant and returns when wait4 reports ECHILD, or [KillWait] after
-// the deadline when a process outlives its SIGKILL (D state). As PID 1 it signals with
-// kill(-1); otherwise it walks /proc and signals each descendant through a
-// pidfd (kill(2) where pidfds are unavailable), because kill(-1) would reach
+// SIGTERM and SIGCONT, then SIGKILL at the stop's deadline, to every
+// remaining descendant, and returns when wait4 reports ECHILD, or
+// [KillWait] after the deadline. Its SIGKILL timer runs from the deadline
+// before any other work, each phase walks /proc once and signals each
+// process once, and the SIGKILL pass is prepared before the deadline, so
+// the deadline holds with thousands of leftovers. It names the first few
+// processes it stops, by PID and command line. At the give-up it calls
+// stuck in the kernel only a process it reads, by its PID, as still there,
+// ours, not exited, in D state and not exiting; one that has begun to exit
+// is reported as still exiting. As PID 1 it signals with kill(-1);
+// otherwise it walks /proc and signals each descendant through a pidfd
+// (kill(2) where pidfds are unavailable), because kill(-1) would reach
 // processes that are not ours.
+//
+// [ReadStat] is the program's one reader of /proc/PID/stat (the sweep,
+// the notify probe's ancestry check and "mainstay health" use it).
 package reaper

@@ -25,29 +25,8 @@ var shared *Reaper
 // inSubprocess is set in a copy of the test binary started by runIsolated.
 const inSubprocess = "REAPER_TEST_SUBPROCESS"
 
-// testLog holds the shared reaper's log records, as JSON lines.
-var testLog lockedBuffer
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestMain(m *testing.M) {
-	r, err := Start(slog.New(slog.NewJSONHandler(&testLog, nil)))
+	r, err := Start(slog.New(slog.NewJSONHandler(testLog, nil)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

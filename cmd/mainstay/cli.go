@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/mainstay-dev/mainstay/main/control"
 	"github.com/mainstay-dev/mainstay/main/plan"
 )
 
@@ -50,6 +51,8 @@ type CLI struct {
 	Grace       time.Duration `default:"8s" help:"Budget of the whole stop, counted from the stop signal (or main's exit): main, then whatever is left, must exit within it or get SIGKILL, and mainstay waits at most 1s more. Keep it under docker stop's timeout (10s) (${default})."`
 	SignalGroup bool          `help:"Send signals to main's whole process group instead of main alone."`
 
+	ControlSocket string `default:"${control_socket}" placeholder:"PATH|off" help:"Listen there for mainstay status, restart, stop, start, signal and health; off: nowhere. At the default path, a failure is one warning and no socket; at another, an error (${default})."`
+
 	User userFlag `placeholder:"USER[:GROUP]" help:"Run main, the helpers and exec probes as this user (name or number) and group; HOME, USER and LOGNAME from the user's entry; supplementary groups reset. Needs mainstay to run as root."`
 
 	LogFormat string `enum:"text,json" default:"text" help:"Format of mainstay's own log lines on stderr: text or json (${default})."`
@@ -68,9 +71,11 @@ const description = `Run MAIN as the container's main process: wait until it is 
 helpers in order, then keep MAIN in the foreground until it exits. mainstay
 reaps zombies, forwards signals and exits with MAIN's exit code.
 
-mainstay health [--ready-file PATH] reports the state published through
---ready-file: it prints starting, ready, stopping or gone, and exits 0 only
-when ready (for HEALTHCHECK and Kubernetes exec probes).
+Operate a running mainstay (through its --control-socket):
+  mainstay status [NAME...] [--json]   mainstay restart|stop|start NAME...
+  mainstay signal SIGNAL NAME...       mainstay health [--level alive|ready]
+(health reads --ready-file when given; it exits 0 or 1 only). These names
+are subcommands: give a main program of the same name after --.
 
 Exit codes: MAIN's own (128+N when signal N killed it); 2 bad usage;
 124 not ready in time or a helper timed out; a failed helper's own code;
@@ -110,6 +115,7 @@ func parseCLI(args []string, version string, stdout io.Writer) (*CLI, error) {
 			"version":            version,
 			"cheap_max_interval": plan.CheapMaxInterval.String(),
 			"max_interval":       plan.MaxInterval.String(),
+			"control_socket":     control.DefaultPath,
 		},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
@@ -199,11 +205,8 @@ func checkBlank(args []string) error {
 
 // what a list flag takes, for messages.
 func what(flag string) string {
-	switch flag {
-	case "--ready", "--wait-for":
+	if flag == "--ready" || flag == "--wait-for" {
 		return "probe"
-	case "--cron":
-		return "'SCHEDULE -- COMMAND'"
 	}
 	return "command"
 }
@@ -266,14 +269,7 @@ func (c *CLI) Validate() error {
 	for _, cr := range c.Cron {
 		cr.Source = fmt.Sprintf("%s %q", c.listSource("--cron"), plan.Redact(cr.Line))
 	}
-	taken := make([]string, len(c.Sidecar))
-	for i, sc := range c.Sidecar {
-		taken[i] = sc.Name
-	}
-	if err := plan.NameCrons(c.crons(), taken); err != nil {
-		return err
-	}
-	if err := plan.CheckCronsCanSwitch(c.crons()); err != nil {
+	if err := plan.CheckCrons(c.crons(), c.Sidecar); err != nil {
 		return err
 	}
 	if c.HelperRetries < 0 {
@@ -372,22 +368,24 @@ func (c *CLI) plan() *plan.Plan {
 		Probing:        plan.Probing{Interval: c.ReadyInterval, MaxInterval: c.ReadyMaxInterval, AttemptTimeout: c.ReadyAttemptTimeout},
 		Helpers:        commands("--helper", c.Helper),
 
-		HelpersDir:       c.HelpersDir,
-		OnceMarker:       c.OnceMarker,
-		Crons:            c.crons(),
-		Tasks:            plan.Tasks{Timeout: c.HelperTimeout, OnFailure: c.OnHelperFailure, Retries: c.HelperRetries, Prefix: c.HelperPrefix},
-		ReadyFile:        c.ReadyFile,
-		ReadyFileSource:  c.source("--ready-file"),
-		OnceMarkerSource: c.source("--once-marker"),
-		Restart:          plan.Backoff{Delay: c.RestartDelay, MaxDelay: c.RestartMaxDelay},
-		StopSignal:       syscall.Signal(c.StopSignal),
-		Grace:            c.Grace,
-		SignalGroup:      c.SignalGroup,
-		User:             c.User.u,
-		Env:              c.env,
-		NotifySocket:     os.Getenv(plan.NotifyEnv),
-		LogFormat:        c.LogFormat,
-		LogLevel:         c.LogLevel,
+		HelpersDir:          c.HelpersDir,
+		OnceMarker:          c.OnceMarker,
+		Crons:               c.crons(),
+		Tasks:               plan.Tasks{Timeout: c.HelperTimeout, OnFailure: c.OnHelperFailure, Retries: c.HelperRetries, Prefix: c.HelperPrefix},
+		ReadyFile:           c.ReadyFile,
+		ReadyFileSource:     c.source("--ready-file"),
+		ControlSocket:       c.ControlSocket,
+		ControlSocketSource: c.source("--control-socket"),
+		OnceMarkerSource:    c.source("--once-marker"),
+		Restart:             plan.Backoff{Delay: c.RestartDelay, MaxDelay: c.RestartMaxDelay},
+		StopSignal:          syscall.Signal(c.StopSignal),
+		Grace:               c.Grace,
+		SignalGroup:         c.SignalGroup,
+		User:                c.User.u,
+		Env:                 c.env,
+		NotifySocket:        os.Getenv(plan.NotifyEnv),
+		LogFormat:           c.LogFormat,
+		LogLevel:            c.LogLevel,
 	}
 }
 
@@ -530,9 +528,6 @@ func (f *crontabFlag) Decode(ctx *kong.DecodeContext) error {
 	var path string
 	if err := ctx.Scan.PopValueInto("file", &path); err != nil {
 		return err
-	}
-	if strings.TrimSpace(path) == "" {
-		return fmt.Errorf("blank value %q: give a crontab file, or leave the flag out", path)
 	}
 	crons, err := plan.ParseCrontab(path)
 	f.crons = crons

@@ -160,7 +160,7 @@ func TestRunBadInput(t *testing.T) {
 		{name: "crontab bad minute", args: []string{"--crontab", badMinute, argvMain}, want: []string{"--crontab", badMinute + ":3", `minute "61"`}},
 		{name: "crontab CRON_TZ", args: []string{"--crontab", cronTZ, argvMain}, want: []string{"--crontab", cronTZ + ":1", "CRON_TZ"}},
 		{name: "crontab name taken by --cron", args: []string{"--cron", "@daily name=report -- true", "--crontab", named, argvMain}, want: []string{named + ":1", `name "report"`}},
-		{name: "blank crontab", args: []string{"--crontab=", argvMain}, want: []string{"--crontab", "blank value"}},
+		{name: "blank crontab", args: []string{"--crontab=", argvMain}, want: []string{"--crontab", "blank file name"}},
 
 		// The same mistakes through the environment.
 		{name: "env ready-timeout", env: map[string]string{"MAINSTAY_READY_TIMEOUT": "abc"}, args: []string{argvMain}, want: []string{"MAINSTAY_READY_TIMEOUT", `"abc"`}},

@@ -33,34 +33,43 @@ func TestHealthCommand(t *testing.T) {
 	}{{"starting", 1}, {"ready", 0}, {"stopping", 1}} {
 		publish(t, path, tc.state)
 		var out, errOut bytes.Buffer
-		if code := health([]string{"--ready-file", path}, &out, &errOut); code != tc.code || strings.TrimSpace(out.String()) != tc.state {
+		if code := ctl("health", []string{"--ready-file", path}, &out, &errOut); code != tc.code || strings.TrimSpace(out.String()) != tc.state {
 			t.Errorf("health in %s: exit %d, printed %q; want %d, %q", tc.state, code, out.String(), tc.code, tc.state)
 		}
 	}
 	t.Setenv("MAINSTAY_READY_FILE", path)
 	var out, errOut bytes.Buffer
-	if code := health(nil, &out, &errOut); code != 1 || strings.TrimSpace(out.String()) != "stopping" {
+	if code := ctl("health", nil, &out, &errOut); code != 1 || strings.TrimSpace(out.String()) != "stopping" {
 		t.Errorf("health from MAINSTAY_READY_FILE: exit %d %q", code, out.String())
 	}
 	os.Remove(path + ".state")
 	out.Reset()
-	if code := health(nil, &out, &errOut); code != 1 || strings.TrimSpace(out.String()) != "gone" {
+	if code := ctl("health", nil, &out, &errOut); code != 1 || strings.TrimSpace(out.String()) != "gone" {
 		t.Errorf("health after clear: exit %d %q", code, out.String())
 	}
-	// Bad usage exits 1, not 2, which Docker reserves in HEALTHCHECK.
+	// Without a ready file, health asks the control socket; nothing
+	// answering there is "not healthy", exit 1 (never 3, nor 2, which
+	// Docker reserves in HEALTHCHECK).
 	os.Unsetenv("MAINSTAY_READY_FILE")
+	out.Reset()
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	if code := ctl("health", []string{"--control-socket", sock}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no mainstay answers") {
+		t.Errorf("health without a ready file nor a socket: exit %d, %q", code, errOut.String())
+	}
+	// Bad usage exits 1 too.
 	errOut.Reset()
-	if code := health(nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "--ready-file") {
-		t.Errorf("health without a ready file: exit %d, %q", code, errOut.String())
+	if code := ctl("health", []string{"--level", "dead"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "--level") {
+		t.Errorf("health --level dead: exit %d, %q", code, errOut.String())
 	}
 }
 
-// TestHealthEmptyReadyFile: an empty MAINSTAY_READY_FILE is bad usage, not
-// "gone".
+// TestHealthEmptyReadyFile: an empty MAINSTAY_READY_FILE counts as unset:
+// health asks the socket.
 func TestHealthEmptyReadyFile(t *testing.T) {
 	t.Setenv("MAINSTAY_READY_FILE", "")
+	t.Setenv("MAINSTAY_CONTROL_SOCKET", filepath.Join(t.TempDir(), "none.sock"))
 	var out, errOut bytes.Buffer
-	if code := health(nil, &out, &errOut); code != 1 || out.Len() != 0 || !strings.Contains(errOut.String(), "no ready file") {
+	if code := ctl("health", nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no mainstay answers at") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 }
@@ -69,7 +78,7 @@ func TestHealthEmptyReadyFile(t *testing.T) {
 // exit 1 (health's bad usage), not kong's "expected string value".
 func TestHealthMissingValue(t *testing.T) {
 	var out, errOut bytes.Buffer
-	code := health([]string{"--ready-file"}, &out, &errOut)
+	code := ctl("health", []string{"--ready-file"}, &out, &errOut)
 	msg := errOut.String()
 	if code != 1 || out.Len() != 0 || strings.Count(msg, "\n") != 1 ||
 		!strings.HasPrefix(msg, "mainstay health: error: --ready-file: no value given") || strings.Contains(msg, "EOL") {

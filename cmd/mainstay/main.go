@@ -31,8 +31,8 @@ func main() {
 	// runtime's periodic update from the cgroup's CPU limit, and keeps a
 	// big host from giving a PID 1 that mostly sleeps dozens of Ps.
 	runtime.GOMAXPROCS(1)
-	if len(os.Args) > 1 && os.Args[1] == "health" {
-		os.Exit(health(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 && ctlOps[os.Args[1]] != "" { // status, restart, ..., health
+		os.Exit(ctl(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
 	}
 	keepWritesFromKilling()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

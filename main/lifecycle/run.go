@@ -56,6 +56,11 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
 		return Outcome{Err: err}
 	}
+	ctl, err := listenControl(p, log, stderr)
+	if err != nil {
+		return Usage(err)
+	}
+	defer ctl.close() // after the sweep: l.stop returns first
 
 	r, err := reaper.Start(log)
 	if err != nil {
@@ -63,12 +68,13 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 		explain(o, false, log)
 		return o
 	}
-	l := &life{plan: p, reaper: r, log: log, setPhase: setPhase, registry: registry.New()}
+	l := &life{plan: p, reaper: r, log: log, setPhase: setPhase, registry: registry.New(), ctl: ctl}
 	if l.crons, err = newCrons(l); err != nil {
 		o := Outcome{Err: &internalError{"cron", err}}
 		explain(o, false, log)
 		return o
 	}
+	ctl.attach(l)
 	l.sigs = mainproc.Subscribe()
 	for _, s := range mainproc.Inherited() {
 		log.Info("signal ignored when mainstay started: left ignored, for main and every child too", "signal", mainproc.SignalName(s))
@@ -117,6 +123,7 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 		return l.stop(Outcome{Err: err})
 	}
 	(&publisher{rf: rf, sc: l.sidecars, log: log, path: p.ReadyFile}).ready()
+	ctl.ready()
 	up.Send("READY=1")
 
 	setPhase(phaseRun)
@@ -152,6 +159,7 @@ type life struct {
 	tty      *os.File
 	sidecars *sidecars
 	crons    *crons
+	ctl      *controller // the control socket's handler
 
 	main      *mainproc.Process // nil until main started
 	mainChild *registry.Child
@@ -166,6 +174,7 @@ type life struct {
 // budget, and returns o with main's exit. It is the only code that stops
 // mainstay's children.
 func (l *life) stop(o Outcome) Outcome {
+	l.ctl.stop()
 	mains := o.Err == nil || errors.Is(o.Err, ErrMainExited) || errors.Is(o.Err, errAborted)
 	if !mains {
 		var side *sidecarError

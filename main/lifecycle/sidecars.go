@@ -149,14 +149,10 @@ func (s *sidecars) launch(sc *plan.Sidecar) *runningSidecar {
 			return &runReady{probes: probes, notify: notify, uid: uid, cfg: cfg}, nil
 		}
 	}
-	s.mu.Lock()
 	rs := &runningSidecar{plan: sc, child: child}
-	s.running = append(s.running, rs)
-	s.mu.Unlock()
-	rs.sc = mainproc.StartSidecar(l.reaper, spec, l.log)
-	go func() {
-		<-rs.sc.Ended()
-		res := rs.sc.Result()
+	// Each time it ends by itself (not stopped, by the final stop or by
+	// an operator): an essential one ends everything.
+	spec.OnEnd = func(res mainproc.SidecarResult) {
 		if res.Stopped || s.isStopping() {
 			return
 		}
@@ -165,7 +161,13 @@ func (s *sidecars) launch(sc *plan.Sidecar) *runningSidecar {
 			return
 		}
 		l.log.Warn("non-essential sidecar ended; left down", "sidecar", sc.Name, "exit_code", sidecarCode(res), "restart", res.Restarts, "gave_up", res.GaveUp)
-	}()
+	}
+	spec.Grace, spec.ReadyTimeout = l.plan.Grace, l.plan.ReadyTimeout
+	started := mainproc.StartSidecar(l.reaper, spec, l.log)
+	s.mu.Lock()
+	rs.sc = started
+	s.running = append(s.running, rs)
+	s.mu.Unlock()
 	return rs
 }
 

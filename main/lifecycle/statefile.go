@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mainstay-dev/mainstay/reaper"
 	"golang.org/x/sys/unix"
 
 	"github.com/mainstay-dev/mainstay/main/plan"
@@ -239,15 +240,47 @@ func checkOwn(d *fileDir, name string, ours func([]byte) bool) error {
 // isReadyContent is what the ready file holds.
 func isReadyContent(b []byte) bool { return string(b) == "ready\n" }
 
-// isStateContent is what the state file holds: "STATE PID\n".
+// isStateContent is what the state file holds: "STATE PID START\n", or
+// "STATE PID\n" as a mainstay before the start time was added wrote it.
 func isStateContent(b []byte) bool {
+	_, _, _, ok := parseState(b)
+	return ok
+}
+
+// parseState reads the state file's content: the state, the PID of the
+// mainstay that wrote it, and that process's start time (clock ticks
+// after boot, from /proc/PID/stat; 0 in the older form).
+func parseState(b []byte) (state string, pid int, start uint64, ok bool) {
 	s, ok := strings.CutSuffix(string(b), "\n")
 	if !ok {
-		return false
+		return "", 0, 0, false
 	}
-	state, pid, _ := strings.Cut(s, " ")
-	n, err := strconv.Atoi(pid)
-	return err == nil && n > 0 && (state == stateStarting || state == stateReady || state == stateStopping || state == stateRestarting)
+	f := strings.Split(s, " ")
+	if len(f) != 2 && len(f) != 3 {
+		return "", 0, 0, false
+	}
+	state = f[0]
+	pid, err := strconv.Atoi(f[1])
+	if err != nil || pid <= 0 {
+		return "", 0, 0, false
+	}
+	if len(f) == 3 {
+		if start, err = strconv.ParseUint(f[2], 10, 64); err != nil {
+			return "", 0, 0, false
+		}
+	}
+	known := state == stateStarting || state == stateReady || state == stateStopping || state == stateRestarting
+	return state, pid, start, known
+}
+
+// self is what the state file says of this process: its PID and start
+// time, which name it across PID reuse. After "docker kill" and "docker
+// start" the new mainstay is PID 1 again, as the killed one was; its
+// start time tells them apart (the boot is the same).
+func self() (pid int, start uint64) {
+	pid = os.Getpid()
+	s, _ := reaper.ReadStat(pid)
+	return pid, s.Start
 }
 
 func (f *readyFile) stateName() string { return f.name + ".state" }
@@ -270,7 +303,8 @@ func (f *readyFile) set(state string) error {
 			return err
 		}
 	}
-	if err := f.dir.write(f.stateName(), fmt.Sprintf("%s %d\n", state, os.Getpid())); err != nil {
+	pid, start := self()
+	if err := f.dir.write(f.stateName(), fmt.Sprintf("%s %d %d\n", state, pid, start)); err != nil {
 		return err
 	}
 	if state == stateReady {
@@ -410,12 +444,11 @@ func ReadState(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s.state: %w", path, err)
 	}
-	if !isStateContent(b) {
+	state, pid, start, ok := parseState(b)
+	if !ok {
 		return "", fmt.Errorf("%s.state: not written by mainstay", path)
 	}
-	state, pidText, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
-	pid, err := strconv.Atoi(pidText)
-	if err != nil || !running(pid) {
+	if !running(pid, start) {
 		return stateGone, nil // left behind by a mainstay that was killed
 	}
 	if state == stateReady {
@@ -434,12 +467,11 @@ func ReadState(path string) (string, error) {
 	return state, nil
 }
 
-// running reports whether pid is a live process (not a zombie).
-func running(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
+// running reports whether the process that wrote a state file, pid
+// started at start, is still alive (not a zombie): a process with its PID
+// that started at another time is not it. The older form, without a
+// start time, can only name a PID.
+func running(pid int, start uint64) bool {
+	s, err := reaper.ReadStat(pid)
+	return err == nil && !s.Exited() && (start == 0 || s.Start == start)
 }

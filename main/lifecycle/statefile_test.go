@@ -159,3 +159,23 @@ func TestStateFileErrorNamesPath(t *testing.T) {
 		t.Errorf("set on a full disk: %v, want an error naming %s.state, not the temporary file", err, path)
 	}
 }
+
+// TestReadStateOtherProcess: a state file names the process that wrote
+// it by PID and start time; a live process with that PID that started at
+// another time (PID 1 again after "docker kill" and "docker start") is
+// not it: "gone".
+func TestReadStateOtherProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ready")
+	f := mustOpenReadyFile(t, path)
+	if err := f.set(stateReady); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustReadState(t, path); got != stateReady {
+		t.Fatalf("state %q, want ready", got)
+	}
+	pid, start := self()
+	writeTestFile(t, path+".state", fmt.Sprintf("ready %d %d\n", pid, start+1))
+	if got := mustReadState(t, path); got != stateGone {
+		t.Errorf("state of another process with this PID: %q, want gone", got)
+	}
+}

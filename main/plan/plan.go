@@ -52,6 +52,12 @@ type Plan struct {
 	// its variable with the value), for error lines.
 	ReadyFileSource, OnceMarkerSource string
 
+	// ControlSocket is where the control socket listens: a path, or ""
+	// or "off" for none. At the default path (the CLI's default) a
+	// failure is a warning; at another it is a usage error.
+	// ControlSocketSource names where it came from, for that error.
+	ControlSocket, ControlSocketSource string
+
 	// Restart is the backoff between the tries of a task and the
 	// restarts of a sidecar.
 	Restart Backoff

@@ -206,3 +206,14 @@ func (c *Child) Due(next time.Time) {
 	defer c.mu.Unlock()
 	c.info.NextDue = next
 }
+
+// ResetRestarts sets the restarts in a row to 0: an operator started the
+// child again.
+func (c *Child) ResetRestarts() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.info.Restarts = 0
+}

@@ -151,16 +151,11 @@ func ReadPID(t testing.TB, file string) int {
 // (field 22), and false once the process is gone (reaped) or is a zombie.
 // Two start times differ when the PID was reused by another process.
 func ProcStart(pid int) (string, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	s, err := reaper.ReadStat(pid)
+	if err != nil || s.Exited() {
 		return "", false
 	}
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, the state
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return "", false
-	}
-	return f[19], true
+	return strconv.FormatUint(s.Start, 10), true
 }
 
 // Alive reports whether pid is a running process, not a zombie.
