@@ -477,3 +477,49 @@ func TestCronBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestCronStatus: mainstay status shows each entry as a child of kind
+// cron: pending before main is ready, running with the run's PID, then
+// scheduled with the run's exit, and when the next run is due; restart
+// of an entry is refused.
+func TestCronStatus(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		dir := t.TempDir()
+		sock, gate := filepath.Join(dir, "control.sock"), filepath.Join(dir, "go")
+		r := start(t, m, dir, "--log-format", "json", "--control-socket", sock, "--ready", "file:"+gate,
+			"--cron", "@every 1s name=slow -- "+holdJob(t, dir), "--", serverMain(t, dir, 0))
+		r.waitLog("main started")
+		if c := childOf(statusOf(t, sock), "slow"); c.Kind != "cron" || c.State != "pending" || c.NextDue != nil {
+			t.Errorf("before main is ready: %+v", c)
+		}
+		touch(t, gate)
+		r.waitCronLog("cron run started", "slow", 1)
+		run := r.pidFile("pids")
+		c := childOf(statusOf(t, sock), "slow")
+		if c.State != "running" || c.PID == 0 || c.Uptime == nil || c.NextDue == nil || !strings.HasSuffix(strings.Join(c.Command, " "), "hold.sh") {
+			t.Errorf("during a run: %+v", c)
+		}
+		if _, errOut, code := ctlOut(t, sock, nil, "restart", "slow"); code != 1 || !strings.Contains(errOut, "not a sidecar") {
+			t.Errorf("restart of an entry: exit %d, %q", code, errOut)
+		}
+		touch(t, filepath.Join(dir, "release"))
+		mustBeGoneSoon(t, "the run", run)
+		waitFor(t, short, "the entry scheduled again", func() bool {
+			c = childOf(statusOf(t, sock), "slow")
+			return c.State == "scheduled" && c.LastExit != nil
+		})
+		if c.PID != 0 || c.LastExit.Code != 0 || c.NextDue == nil || !c.NextDue.After(c.LastExit.At.Add(-time.Second)) {
+			t.Errorf("between runs: %+v", c)
+		}
+		r.signal(syscall.SIGTERM)
+		if code := r.wait(long); code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+	})
+}
+
+// mustBeGoneSoon waits until the process has exited.
+func mustBeGoneSoon(t *testing.T, what string, p procRef) {
+	t.Helper()
+	waitFor(t, short, what+" to exit", func() bool { return !p.alive() })
+}
