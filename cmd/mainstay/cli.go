@@ -27,6 +27,9 @@ type CLI struct {
 
 	Sidecar sidecarList `placeholder:"'[KEY=VALUE ... --] COMMAND'" help:"Long-running companion process, kept up beside main; repeatable. Options before --: name=NAME, ready=SPEC (repeatable, all must pass; notify: the sidecar gets a $NOTIFY_SOCKET of its own), start=before|after (before: started in order before anything else, each ready before the next; after: once the helpers are done), restart=no|on-failure|always (on-failure), retries=N (5; restarts in a row before giving up), essential=true|false (true: when it ends for good, everything stops with its code), stop-signal=SIG (TERM), user=USER[:GROUP] (--user's). In MAINSTAY_SIDECAR, one per line."`
 
+	Cron    cronList    `placeholder:"'SCHEDULE [KEY=VALUE ...] -- COMMAND'" help:"Scheduled job, run beside main from the time main is ready and the helpers are done; repeatable. The -- is required. SCHEDULE: 5 fields (minute hour day-of-month month day-of-week, as crontab(5)), @hourly, @daily, @weekly, @monthly, @yearly, or @every DURATION (from the previous due time). Options before --: name=NAME (the command's base name), user=USER[:GROUP] (--user's), timeout=DUR (none; a run still going then gets SIGTERM to its process group, then SIGKILL 5s later, or --grace later when shorter), overlap=skip|allow (skip: a run due while the previous one runs is skipped, logged once), env=KEY=VALUE (repeatable; over the container's environment), dir=PATH (mainstay's). Output prefixed as --helper-prefix says; a failed run is logged and never stops the container; at the stop, no run starts and running ones get SIGTERM within --grace. In MAINSTAY_CRON, one per line."`
+	Crontab crontabFlag `placeholder:"FILE" help:"Crontab file of scheduled jobs, read once at start: each line five fields or @keyword (@every DURATION too), then a command run by sh -c (or the file's SHELL=), named after its first word; NAME=VALUE lines set the environment of the jobs below them. No user field (give such a job as --cron with user=); % is literal. Run as --cron's are, with its defaults."`
+
 	WaitFor        waitForList    `placeholder:"SPEC" help:"Dependency probe that must pass before any --before task or main starts (a database in another container); repeatable, all must pass. The kinds of --ready but log: (which needs main). A host name that does not resolve yet counts as a failed attempt. In MAINSTAY_WAIT_FOR, one probe per line."`
 	WaitForTimeout *time.Duration `placeholder:"DUR" help:"Give up when the --wait-for probes have not all passed after this long: nothing is started and mainstay exits 124; 0 waits forever (default: the --ready-timeout in effect)."`
 	Before         commandList    `placeholder:"COMMAND" help:"Command to run after --wait-for and before main starts (a migration); repeatable, run in order, each to completion, at every start. Split like --helper; --user, --helper-prefix, --helper-timeout, --helper-retries and --on-helper-failure apply. A failed one: main is never started, mainstay exits with its code. In MAINSTAY_BEFORE, one command per line."`
@@ -176,7 +179,7 @@ func given(args []string, flag string) bool {
 }
 
 // listFlags are the repeatable flags that take a command or a probe.
-var listFlags = []string{"--ready", "--wait-for", "--before", "--helper", "--sidecar"}
+var listFlags = []string{"--ready", "--wait-for", "--before", "--helper", "--sidecar", "--cron"}
 
 // checkBlank refuses a blank value of a repeatable flag on the command
 // line: "--before $UNSET" must not drop a migration in silence. (In their
@@ -263,6 +266,12 @@ func (c *CLI) Validate() error {
 	if err := plan.CheckCanSwitch(c.Sidecar); err != nil {
 		return fmt.Errorf("%s: %w", c.listSource("--sidecar"), err)
 	}
+	for _, cr := range c.Cron {
+		cr.Source = fmt.Sprintf("%s %q", c.listSource("--cron"), plan.Redact(cr.Line))
+	}
+	if err := plan.CheckCrons(c.crons(), c.Sidecar); err != nil {
+		return err
+	}
 	if c.HelperRetries < 0 {
 		return fmt.Errorf("%s: %d is negative", c.source("--helper-retries"), c.HelperRetries)
 	}
@@ -322,6 +331,11 @@ func envName(flag string) string {
 	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
 }
 
+// crons are the scheduled entries: --cron's, then the --crontab's lines.
+func (c *CLI) crons() []*plan.Cron {
+	return append(c.Cron[:len(c.Cron):len(c.Cron)], c.Crontab.crons...)
+}
+
 // plan is the run the command line describes.
 func (c *CLI) plan() *plan.Plan {
 	commands := func(flag string, l commandList) []plan.Command {
@@ -336,7 +350,7 @@ func (c *CLI) plan() *plan.Plan {
 		main = plan.Command{Source: fmt.Sprintf("%s %q", c.listSource("--main"), c.Main.line), Line: c.Main.line, Argv: c.Main.argv}
 	}
 	given := map[string]string{}
-	for _, f := range []string{"--ready", "--wait-for", "--sidecar", "--helper", "--before"} {
+	for _, f := range []string{"--ready", "--wait-for", "--sidecar", "--helper", "--before", "--cron"} {
 		given[f] = c.listSource(f)
 	}
 	for _, sc := range c.Sidecar {
@@ -356,6 +370,7 @@ func (c *CLI) plan() *plan.Plan {
 
 		HelpersDir:          c.HelpersDir,
 		OnceMarker:          c.OnceMarker,
+		Crons:               c.crons(),
 		Tasks:               plan.Tasks{Timeout: c.HelperTimeout, OnFailure: c.OnHelperFailure, Retries: c.HelperRetries, Prefix: c.HelperPrefix},
 		ReadyFile:           c.ReadyFile,
 		ReadyFileSource:     c.source("--ready-file"),
@@ -490,5 +505,31 @@ func (f *userFlag) Decode(ctx *kong.DecodeContext) error {
 	}
 	u, err := plan.ParseUser(spec)
 	f.u = u
+	return err
+}
+
+// cronList holds the --cron values, one per line in MAINSTAY_CRON.
+type cronList []*plan.Cron
+
+func (l *cronList) Decode(ctx *kong.DecodeContext) error {
+	return decodeLines(ctx, "cron", func(s string) error {
+		c, err := plan.ParseCron(s)
+		if err == nil {
+			*l = append(*l, c)
+		}
+		return err
+	})
+}
+
+// crontabFlag is --crontab FILE, read and checked when the flag is read.
+type crontabFlag struct{ crons []*plan.Cron }
+
+func (f *crontabFlag) Decode(ctx *kong.DecodeContext) error {
+	var path string
+	if err := ctx.Scan.PopValueInto("file", &path); err != nil {
+		return err
+	}
+	crons, err := plan.ParseCrontab(path)
+	f.crons = crons
 	return err
 }

@@ -39,6 +39,18 @@ func expand(args []string, marker string) []string {
 // Bad input: run returns 2, prints exactly one line naming the flag (or the
 // variable) and the bad value, and starts nothing.
 func TestRunBadInput(t *testing.T) {
+	ct := t.TempDir()
+	crontab := func(name, body string) string {
+		path := filepath.Join(ct, name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	userField := crontab("userfield", "# m h dom mon dow user command\n0 3 * * * root tidy --all\n")
+	badMinute := crontab("badminute", "SHELL=/bin/sh\n\n61 * * * * true\n")
+	cronTZ := crontab("crontz", "CRON_TZ=Europe/Berlin\n@daily true\n")
+	named := crontab("named", "@daily report --all\n")
 	tests := []struct {
 		name string
 		args []string
@@ -123,6 +135,33 @@ func TestRunBadInput(t *testing.T) {
 		{name: "sidecar restart twice", args: []string{"--sidecar", "restart=no restart=always -- sleep 1", argvMain}, want: []string{"--sidecar", "restart= given more than once"}},
 		{name: "sidecar name with escape", args: []string{"--sidecar", "name=a\x1b[31m -- sleep 1", argvMain}, want: []string{"--sidecar", "control characters"}},
 
+		// Scheduled entries: bad schedules, options, names; nothing starts.
+		{name: "cron minute out of range", args: []string{"--cron", "61 * * * * -- true", argvMain}, want: []string{"--cron", `"61 * * * * -- true"`, `minute "61"`}},
+		{name: "cron unknown keyword", args: []string{"--cron", "@fortnightly -- true", argvMain}, want: []string{"--cron", `"@fortnightly"`}},
+		{name: "cron every too short", args: []string{"--cron", "@every 500ms -- true", argvMain}, want: []string{"--cron", `"500ms"`}},
+		{name: "cron six fields", args: []string{"--cron", "0 0 * * * * -- true", argvMain}, want: []string{"--cron", `"0 0 * * * * -- true"`}},
+		{name: "cron without --", args: []string{"--cron", "@daily backup", argvMain}, want: []string{"--cron", `"@daily backup"`, "no --"}},
+		{name: "cron without command", args: []string{"--cron", "@daily --", argvMain}, want: []string{"--cron", "no command"}},
+		{name: "cron without schedule", args: []string{"--cron", "name=x -- true", argvMain}, want: []string{"--cron", "no schedule"}},
+		{name: "cron bad overlap", args: []string{"--cron", "@daily overlap=queue -- true", argvMain}, want: []string{"--cron", `"overlap=queue"`, "skip or allow"}},
+		{name: "cron bad timeout", args: []string{"--cron", "@daily timeout=soon -- true", argvMain}, want: []string{"--cron", `"timeout=soon"`}},
+		{name: "cron unknown option", args: []string{"--cron", "@daily retries=3 -- true", argvMain}, want: []string{"--cron", `"retries=3"`, "unknown option"}},
+		{name: "cron key twice", args: []string{"--cron", "@daily name=a name=b -- true", argvMain}, want: []string{"--cron", `"name=b"`, "more than once"}},
+		{name: "cron bad env", args: []string{"--cron", "@daily env=FOO -- true", argvMain}, want: []string{"--cron", `"env=FOO"`}},
+		{name: "cron unknown user", args: []string{"--cron", "@daily user=mainstay-no-such-user -- true", argvMain}, want: []string{"--cron", "mainstay-no-such-user"}},
+		{name: "cron shell operator", args: []string{"--cron", "@daily -- tidy > /dev/null", argvMain}, want: []string{"--cron", "shell operator"}},
+		{name: "cron named main", args: []string{"--cron", "@daily name=main -- true", argvMain}, want: []string{"--cron", `"@daily name=main -- true"`, `name "main"`}},
+		{name: "cron named as a sidecar", args: []string{"--sidecar", "name=cache -- sleep 1", "--cron", "@daily name=cache -- true", argvMain}, want: []string{"--cron", `name "cache"`, "sidecar"}},
+		{name: "cron names twice", args: []string{"--cron", "@daily -- backup", "--cron", "@hourly name=backup -- true", argvMain}, want: []string{"--cron", `name "backup"`, "another cron entry"}},
+		{name: "cron password hidden", args: []string{"--cron", "@daily x=1 -- curl https://u:secret@example.com/", argvMain}, want: []string{"--cron", `"x=1"`, "xxxxx"}},
+		{name: "blank cron", args: []string{"--cron", "", argvMain}, want: []string{"--cron", "blank value"}},
+		{name: "crontab absent", args: []string{"--crontab", "/mainstay-no-such-dir/crontab", argvMain}, want: []string{"--crontab", "/mainstay-no-such-dir/crontab", "no such file"}},
+		{name: "crontab user field", args: []string{"--crontab", userField, argvMain}, want: []string{"--crontab", userField + ":2", `"root"`, "user="}},
+		{name: "crontab bad minute", args: []string{"--crontab", badMinute, argvMain}, want: []string{"--crontab", badMinute + ":3", `minute "61"`}},
+		{name: "crontab CRON_TZ", args: []string{"--crontab", cronTZ, argvMain}, want: []string{"--crontab", cronTZ + ":1", "CRON_TZ"}},
+		{name: "crontab name taken by --cron", args: []string{"--cron", "@daily name=report -- true", "--crontab", named, argvMain}, want: []string{named + ":1", `name "report"`}},
+		{name: "blank crontab", args: []string{"--crontab=", argvMain}, want: []string{"--crontab", "blank file name"}},
+
 		// The same mistakes through the environment.
 		{name: "env ready-timeout", env: map[string]string{"MAINSTAY_READY_TIMEOUT": "abc"}, args: []string{argvMain}, want: []string{"MAINSTAY_READY_TIMEOUT", `"abc"`}},
 		{name: "env stop-signal", env: map[string]string{"MAINSTAY_STOP_SIGNAL": "FOO"}, args: []string{argvMain}, want: []string{"MAINSTAY_STOP_SIGNAL", `"FOO"`}},
@@ -142,6 +181,12 @@ func TestRunBadInput(t *testing.T) {
 		{name: "env log-level", env: map[string]string{"MAINSTAY_LOG_LEVEL": "loud"}, args: []string{argvMain}, want: []string{"MAINSTAY_LOG_LEVEL", `"loud"`}},
 		{name: "env once-marker absent dir", env: map[string]string{"MAINSTAY_ONCE_MARKER": "/mainstay-no-such-dir/done"}, args: []string{argvMain}, want: []string{"MAINSTAY_ONCE_MARKER", "/mainstay-no-such-dir does not exist"}},
 		{name: "env helpers-dir absent", env: map[string]string{"MAINSTAY_HELPERS_DIR": "/mainstay-no-such-dir"}, args: []string{argvMain}, want: []string{"MAINSTAY_HELPERS_DIR|--helpers-dir", "/mainstay-no-such-dir"}},
+		{name: "env cron bad second line", env: map[string]string{"MAINSTAY_CRON": "@daily -- true\n@hourly overlap=never -- tidy"}, args: []string{argvMain}, want: []string{"MAINSTAY_CRON", `"@hourly overlap=never -- tidy"`, `"overlap=never"`}},
+		{name: "env cron bad schedule", env: map[string]string{"MAINSTAY_CRON": "*/0 * * * * -- tidy"}, args: []string{argvMain}, want: []string{"MAINSTAY_CRON", `"*/0"`}},
+		{name: "env cron name taken", env: map[string]string{"MAINSTAY_CRON": "@daily -- tidy\n@hourly name=tidy -- true"}, args: []string{argvMain}, want: []string{"MAINSTAY_CRON", `"@hourly name=tidy -- true"`, `name "tidy"`}},
+		{name: "env cron named main", env: map[string]string{"MAINSTAY_CRON": "@daily name=main -- tidy"}, args: []string{argvMain}, want: []string{"MAINSTAY_CRON", `name "main"`}},
+		{name: "env crontab absent", env: map[string]string{"MAINSTAY_CRONTAB": "/mainstay-no-such-dir/crontab"}, args: []string{argvMain}, want: []string{"MAINSTAY_CRONTAB", "/mainstay-no-such-dir/crontab"}},
+		{name: "env crontab user field", env: map[string]string{"MAINSTAY_CRONTAB": userField}, args: []string{argvMain}, want: []string{"MAINSTAY_CRONTAB", userField + ":2", `"root"`}},
 		{name: "env log-format", env: map[string]string{"MAINSTAY_LOG_FORMAT": "xml"}, args: []string{argvMain}, want: []string{"MAINSTAY_LOG_FORMAT|--log-format", `"xml"`}},
 	}
 	for _, tt := range tests {

@@ -14,9 +14,10 @@ import (
 // supervisorctl's:
 //
 //	phase: ready, ready: yes
-//	NAME   KIND     STATE    PID  UPTIME  RESTARTS  LAST EXIT
-//	main   main     running  7    1h02m   0         -
-//	cache  sidecar  backoff  -    -       2         exit status 1, 3s ago; restart in 1s
+//	NAME   KIND     STATE      PID  UPTIME  RESTARTS  LAST EXIT
+//	main   main     running    7    1h02m   0         -
+//	cache  sidecar  backoff    -    -       2         exit status 1, 3s ago; restart in 1s
+//	tidy   cron     scheduled  -    -       0         exit status 0, 4m ago; next run in 56s
 //
 // Every column but the last is one word, so awk '{print $3}' reads the
 // states. now is the time ages are counted to.
@@ -47,6 +48,17 @@ func WriteTable(w io.Writer, st *Status, now time.Time) error {
 				last += "; restart in " + short(d)
 			} else {
 				last += "; restart due"
+			}
+		}
+		if c.NextDue != nil {
+			next := "next run due"
+			if d := c.NextDue.Sub(now); d > 0 {
+				next = "next run in " + short(d)
+			}
+			if last == "-" {
+				last = next
+			} else {
+				last += "; " + next
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Name, c.Kind, c.State, pid, uptime, c.Restarts, last)

@@ -19,17 +19,22 @@ func TestWriteTable(t *testing.T) {
 		{Name: "helper migrate", Kind: "helper", State: "exited", Started: &started,
 			LastExit: &Exit{Code: 0, Status: "exit status 0", At: started}},
 		{Name: "web", Kind: "sidecar", State: "pending"},
+		{Name: "tidy", Kind: "cron", State: "scheduled", Started: &started,
+			LastExit: &Exit{Code: 0, Status: "exit status 0", At: exitAt}, NextDue: &next},
+		{Name: "report", Kind: "cron", State: "scheduled", NextDue: &next},
 	}}
 	var b bytes.Buffer
 	if err := WriteTable(&b, st, now); err != nil {
 		t.Fatal(err)
 	}
 	want := `phase: restarting, ready: no
-NAME            KIND     STATE    PID  UPTIME  RESTARTS  LAST EXIT
-main            main     running  7    3h05m   0         -
-cache           sidecar  backoff  -    -       2         exit status 1, 42s ago; restart in 1s
-helper migrate  helper   exited   -    -       0         exit status 0, 3h05m ago
-web             sidecar  pending  -    -       0         -
+NAME            KIND     STATE      PID  UPTIME  RESTARTS  LAST EXIT
+main            main     running    7    3h05m   0         -
+cache           sidecar  backoff    -    -       2         exit status 1, 42s ago; restart in 1s
+helper migrate  helper   exited     -    -       0         exit status 0, 3h05m ago
+web             sidecar  pending    -    -       0         -
+tidy            cron     scheduled  -    -       0         exit status 0, 42s ago; next run in 1s
+report          cron     scheduled  -    -       0         next run in 1s
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
@@ -79,6 +84,7 @@ func TestWriteJSON(t *testing.T) {
       "restarts": 0,
       "last_exit": null,
       "next_restart": null,
+      "next_due": null,
       "command": [
         "sleep",
         "1"
@@ -94,6 +100,7 @@ func TestWriteJSON(t *testing.T) {
       "restarts": 0,
       "last_exit": null,
       "next_restart": null,
+      "next_due": null,
       "command": null
     }
   ]

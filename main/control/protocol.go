@@ -109,8 +109,8 @@ type Status struct {
 // means "does not apply".
 type Child struct {
 	Name  string `json:"name"`
-	Kind  string `json:"kind"`  // main, sidecar, helper, before, probe (later: cron)
-	State string `json:"state"` // pending, starting, running, backoff, exited, gave-up, stopped
+	Kind  string `json:"kind"`  // main, sidecar, helper, before, probe, cron
+	State string `json:"state"` // pending, starting, running, backoff, exited, gave-up, stopped, scheduled
 	PID   int    `json:"pid"`   // 0 when not running
 	// Started is the start of the current run, or of the last one.
 	Started *time.Time `json:"started"`
@@ -121,6 +121,9 @@ type Child struct {
 	LastExit *Exit  `json:"last_exit"`
 	// NextRestart is when a child in backoff starts again.
 	NextRestart *time.Time `json:"next_restart"`
+	// NextDue is when a cron entry's next run falls due; null for other
+	// kinds, before main is ready and once the stop began.
+	NextDue *time.Time `json:"next_due"`
 	// Command is the child's argv, shown only to a caller that may
 	// change things (uid 0 or mainstay's own); null for anyone else.
 	// The handler gives it with the passwords of probe URLs redacted.
@@ -154,6 +157,10 @@ func ChildFrom(i registry.Info) Child {
 	if !i.NextRestart.IsZero() && i.State == registry.Backoff {
 		t := i.NextRestart
 		c.NextRestart = &t
+	}
+	if !i.NextDue.IsZero() {
+		t := i.NextDue
+		c.NextDue = &t
 	}
 	return c
 }

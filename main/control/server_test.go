@@ -400,7 +400,11 @@ func TestChildFrom(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	c = ChildFrom(registry.Info{Name: "x", Kind: registry.Helper, State: registry.Pending, NextRestart: next})
-	if c.Started != nil || c.LastExit != nil || c.NextRestart != nil {
+	if c.Started != nil || c.LastExit != nil || c.NextRestart != nil || c.NextDue != nil {
 		t.Errorf("pending: %+v", c)
+	}
+	c = ChildFrom(registry.Info{Name: "tidy", Kind: registry.Cron, State: registry.Scheduled, NextDue: next})
+	if c.Kind != "cron" || c.State != "scheduled" || c.NextDue == nil || *c.NextDue != next || c.NextRestart != nil {
+		t.Errorf("cron entry: %+v", c)
 	}
 }

@@ -133,6 +133,9 @@ func (l *life) commands() map[string][]string {
 	for _, sc := range p.Sidecars {
 		m[sc.Name] = sc.Argv
 	}
+	for _, c := range p.Crons {
+		m[c.Name] = c.Argv
+	}
 	add := func(kind registry.Kind, cmds []plan.Command) {
 		argv0s := make([]string, len(cmds))
 		for i, c := range cmds {

@@ -23,8 +23,10 @@ import (
 
 // Run runs the plan, mainstay's whole lifecycle top to bottom, and returns
 // how it ended: sidecars (start=before) → --wait-for → --before → main →
-// --ready → helpers → sidecars (start=after) → foreground → the stop
-// (main, then sidecars in reverse, then the sweep, in one --grace budget).
+// --ready → helpers → sidecars (start=after) → the scheduled entries'
+// first runs fall due → foreground → the stop (no run starts; main, then
+// the running scheduled runs, then sidecars in reverse, then the sweep,
+// in one --grace budget).
 // Whatever ends it, the stop is [life.stop]'s, and the exit code is
 // [Outcome.Code]'s. stderr receives mainstay's log (written while main has
 // the terminal too, when it is one).
@@ -67,6 +69,11 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 		return o
 	}
 	l := &life{plan: p, reaper: r, log: log, setPhase: setPhase, registry: registry.New(), ctl: ctl}
+	if l.crons, err = newCrons(l); err != nil {
+		o := Outcome{Err: &internalError{"cron", err}}
+		explain(o, false, log)
+		return o
+	}
 	ctl.attach(l)
 	l.sigs = mainproc.Subscribe()
 	for _, s := range mainproc.Inherited() {
@@ -120,6 +127,7 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 	up.Send("READY=1")
 
 	setPhase(phaseRun)
+	l.crons.start() // the first runs fall due once main is ready and the helpers are done
 	main.Foreground(l.tty)
 	// Measured (docs/performance.md): a polled probe costs 20 % less CPU
 	// with one P (no second P for the runtime to wake a thread for after
@@ -150,6 +158,7 @@ type life struct {
 	sigs     *mainproc.Signals
 	tty      *os.File
 	sidecars *sidecars
+	crons    *crons
 	ctl      *controller // the control socket's handler
 
 	main      *mainproc.Process // nil until main started
@@ -158,10 +167,12 @@ type life struct {
 }
 
 // stop ends the run for outcome o: it says why (before main is signalled,
-// when main's end is not the reason), stops main and waits for it, stops
-// the sidecars in reverse order, sweeps every leftover, all within the
-// one --grace budget, and returns o with main's exit. It is the only code
-// that stops mainstay's children.
+// when main's end is not the reason), halts the scheduled entries (no run
+// starts from then on), stops main and waits for it, sends the running
+// scheduled runs SIGTERM, stops the sidecars in reverse order, waits for
+// the scheduled runs, sweeps every leftover, all within the one --grace
+// budget, and returns o with main's exit. It is the only code that stops
+// mainstay's children.
 func (l *life) stop(o Outcome) Outcome {
 	l.ctl.stop()
 	mains := o.Err == nil || errors.Is(o.Err, ErrMainExited) || errors.Is(o.Err, errAborted)
@@ -174,6 +185,7 @@ func (l *life) stop(o Outcome) Outcome {
 			explain(o, l.main != nil, l.log)
 		}
 	}
+	l.crons.halt()
 	deadline := time.Now().Add(l.plan.Grace)
 	if l.main != nil {
 		l.main.Stop(stopReason(o))
@@ -190,7 +202,9 @@ func (l *life) stop(o Outcome) Outcome {
 	}
 	l.setPhase(phaseStop)
 	l.notify.Close()
+	l.crons.stop()
 	l.sidecars.stop(deadline)
+	l.crons.wait(deadline)
 	l.reaper.Sweep(deadline)
 	if l.main != nil {
 		l.main.FlushOutput(flushTimeout)

@@ -174,7 +174,7 @@ var envLine = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*)$`)
 // duration), then the command, run by sh -c (or by the crontab's SHELL=,
 // as cron does) as written: "%" is literal, no stdin is fed. NAME=VALUE
 // sets the environment of the jobs below it, as cron does (a value may be
-// quoted to keep blanks). A line whose command starts with a user name
+// quoted to keep blanks). A blank path is refused. A line whose command starts with a user name
 // (the /etc/cron.d form) is refused, pointing to user=. Each error names
 // the file, the line number and the bad word, with the password of any URL
 // in it hidden.
@@ -187,6 +187,9 @@ func ParseCrontab(path string) ([]*Cron, error) {
 }
 
 func parseCrontab(path string) ([]*Cron, error) {
+	if strings.TrimSpace(path) == "" {
+		return nil, fmt.Errorf("crontab %q: blank file name: give a crontab file, or leave the flag out", path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		var pe *fs.PathError
@@ -372,6 +375,20 @@ func NameCrons(crons []*Cron, taken []string) error {
 		seen[name] = true
 	}
 	return nil
+}
+
+// CheckCrons names the entries after the sidecars' names ([NameCrons])
+// and refuses a user= that mainstay cannot switch to
+// ([CheckCronsCanSwitch]).
+func CheckCrons(crons []*Cron, sidecars []*Sidecar) error {
+	taken := make([]string, len(sidecars))
+	for i, sc := range sidecars {
+		taken[i] = sc.Name
+	}
+	if err := NameCrons(crons, taken); err != nil {
+		return err
+	}
+	return CheckCronsCanSwitch(crons)
 }
 
 // CheckCronsCanSwitch refuses a cron entry's user= when mainstay cannot

@@ -175,6 +175,28 @@ func TestParseCrontabErrors(t *testing.T) {
 	if err == nil || err.Error() != "crontab /mainstay-no-such-crontab: no such file or directory" {
 		t.Errorf("missing file: %v", err)
 	}
+	if _, err := ParseCrontab(" "); err == nil || !strings.Contains(err.Error(), "blank file name") {
+		t.Errorf("blank path: %v", err)
+	}
+}
+
+// TestCheckCrons: the entries are named after the sidecars' names, and a
+// user= is checked.
+func TestCheckCrons(t *testing.T) {
+	c, err := ParseCron("@daily -- memcached --flush")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ParseSidecar("name=memcached -- memcached")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := NameCrons([]*Cron{c}, nil); err != nil || c.Name != "memcached" {
+		t.Fatalf("alone: %q, %v", c.Name, err)
+	}
+	if err := CheckCrons([]*Cron{c}, []*Sidecar{sc}); err == nil || !strings.Contains(err.Error(), `name "memcached" is taken by a sidecar`) {
+		t.Errorf("beside the sidecar: %v", err)
+	}
 }
 
 // TestCrontabUserNamedProgram: a user name that is also a program on the

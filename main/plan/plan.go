@@ -41,6 +41,11 @@ type Plan struct {
 	OnceMarker string
 	Tasks      Tasks
 
+	// Crons are the scheduled entries: the --cron values in the order
+	// given, then the --crontab's lines; named by [NameCrons]. Their
+	// first runs fall due once main is ready and the helpers are done.
+	Crons []*Cron
+
 	// ReadyFile, when set, publishes the state for "mainstay health".
 	ReadyFile string
 	// Sources name where ReadyFile and OnceMarker came from (a flag, or

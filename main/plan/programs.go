@@ -27,8 +27,9 @@ func (e *ProgramError) Error() string { return e.Source + ": " + e.Err.Error() }
 func (e *ProgramError) Unwrap() error { return e.Err }
 
 // commands lists every program the plan names: main, each --helper,
-// --before task and --sidecar, and each exec: probe of --ready, --wait-for
-// and a sidecar's ready=. --helpers-dir is read when its turn comes. A
+// --before task, --sidecar and scheduled entry (--cron, a --crontab's
+// line: its shell), and each exec: probe of --ready, --wait-for and a
+// sidecar's ready=. --helpers-dir is read when its turn comes. A
 // later kind of child adds its commands here.
 func (p *Plan) commands() []Command {
 	var out []Command
@@ -47,6 +48,9 @@ func (p *Plan) commands() []Command {
 	for _, sc := range p.Sidecars {
 		out = append(out, sc.Command)
 		probes("--sidecar", sc.Line+": ready=", sc.Ready, sc.User)
+	}
+	for _, c := range p.Crons {
+		out = append(out, c.Command)
 	}
 	return out
 }

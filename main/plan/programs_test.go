@@ -189,8 +189,8 @@ func writeTestFile(t *testing.T, path, content string) {
 	}
 }
 
-// TestCheckProgramsSidecarUser: a sidecar's program is checked as its own
-// user=, others as --user's.
+// TestCheckProgramsSidecarUser: a sidecar's or a cron entry's program is
+// checked as its own user=, others as --user's.
 func TestCheckProgramsSidecarUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root to set up a root-only program")
@@ -207,6 +207,13 @@ func TestCheckProgramsSidecarUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		return sc
+	}
+	cron := func(line string) []*Cron {
+		c, err := ParseCron(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*Cron{c}
 	}
 	user := func(spec string) *User {
 		u, err := ParseUser(spec)
@@ -225,6 +232,10 @@ func TestCheckProgramsSidecarUser(t *testing.T) {
 		{"sidecar user=nobody", &Plan{Main: main, Sidecars: []*Sidecar{sidecar("user=nobody -- " + prog)}}, 126},
 		{"sidecar user=root under --user nobody", &Plan{Main: main, User: user("nobody"), Sidecars: []*Sidecar{sidecar("user=root -- " + prog)}}, 0},
 		{"helper under --user nobody", &Plan{Main: main, User: user("nobody"), Helpers: []Command{{Source: "--helper", Argv: []string{prog}}}}, 126},
+		{"cron as root", &Plan{Main: main, Crons: cron("@daily -- " + prog)}, 0},
+		{"cron user=nobody", &Plan{Main: main, Crons: cron("@daily user=nobody -- " + prog)}, 126},
+		{"cron under --user nobody", &Plan{Main: main, User: user("nobody"), Crons: cron("@daily -- " + prog)}, 126},
+		{"cron user=root under --user nobody", &Plan{Main: main, User: user("nobody"), Crons: cron("@daily user=root -- " + prog)}, 0},
 	} {
 		code, err := check(tc.plan.CheckPrograms())
 		if code != tc.code || (code == 126 && !strings.Contains(err.Error(), "uid 65534 may not execute")) {

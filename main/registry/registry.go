@@ -1,9 +1,10 @@
 // Package registry is the list of mainstay's named children: every process
 // the lifecycle starts (main, a sidecar, a helper, a --before task, an
-// exec probe) is entered once under a name, with its kind, and each
-// entry follows its child's life: state, PID, start time, restarts, last
-// exit, next restart. It is what an operator's view of a running
-// container reads (a status command, scheduled jobs' next due times).
+// exec probe, a scheduled entry's runs) is entered once under a name,
+// with its kind, and each entry follows its child's life: state, PID,
+// start time, restarts, last exit, next restart, next due time. It is
+// what an operator's view of a running container reads (a status
+// command, scheduled jobs' next due times).
 //
 // # Invariants
 //
@@ -33,6 +34,9 @@ const (
 	Helper  Kind = "helper"
 	Before  Kind = "before"
 	Probe   Kind = "probe"
+	// Cron is a --cron or --crontab entry: one entry for all its runs,
+	// each run's start and exit recorded in turn.
+	Cron Kind = "cron"
 )
 
 // State is where a child is in its life. Kinds use the states that apply
@@ -55,6 +59,9 @@ const (
 	GaveUp State = "gave-up"
 	// Stopped: ended because it was asked to.
 	Stopped State = "stopped"
+	// Scheduled: a cron entry with no run going, waiting for its next
+	// run at Info.NextDue.
+	Scheduled State = "scheduled"
 )
 
 // Exit is how a run of a child ended.
@@ -77,6 +84,10 @@ type Info struct {
 	LastExit *Exit     // nil until a run has ended
 	// NextRestart is when a child in Backoff starts again.
 	NextRestart time.Time
+	// NextDue is when a cron entry's next run falls due: the zero time
+	// before its schedule starts (main not ready yet), once the stop
+	// began, and for a schedule that never falls due again.
+	NextDue time.Time
 }
 
 // Registry is the list of named children, in the order they were entered.
@@ -183,6 +194,17 @@ func (c *Child) Backoff(next time.Time, restarts int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.info.State, c.info.NextRestart, c.info.Restarts = Backoff, next, restarts
+}
+
+// Due records when the cron entry's next run falls due (the zero time:
+// none).
+func (c *Child) Due(next time.Time) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.info.NextDue = next
 }
 
 // ResetRestarts sets the restarts in a row to 0: an operator started the

@@ -91,3 +91,30 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d entries, want 3", n)
 	}
 }
+
+// TestCronEntry follows a cron entry: scheduled with its next due time,
+// a run, back to scheduled with the run's exit, and stopped.
+func TestCronEntry(t *testing.T) {
+	r := registry.New()
+	c := r.Add("tidy", registry.Cron)
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	c.Due(t0)
+	c.Set(registry.Scheduled)
+	c.Started(7, t0, registry.Running)
+	c.Due(t0.Add(5 * time.Minute))
+	c.Exited(reaper.ExitedWith(1), t0.Add(time.Second), registry.Scheduled)
+	got := c.Info()
+	if got.Kind != registry.Cron || got.State != registry.Scheduled || got.PID != 0 || !got.NextDue.Equal(t0.Add(5*time.Minute)) {
+		t.Errorf("after a run %+v, want scheduled, no PID, next due 5m later", got)
+	}
+	if got.LastExit == nil || got.LastExit.Code != 1 {
+		t.Errorf("last exit %+v, want 1", got.LastExit)
+	}
+	c.Due(time.Time{})
+	c.Set(registry.Stopped)
+	if got := c.Info(); got.State != registry.Stopped || !got.NextDue.IsZero() {
+		t.Errorf("stopped %+v, want no next due", got)
+	}
+	var none *registry.Child
+	none.Due(t0) // records nothing
+}
