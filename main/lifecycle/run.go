@@ -317,6 +317,7 @@ func (l *life) startMain(rf *readyFile, up *readiness.Upstream) error {
 		case <-m.Done():
 		case <-nt.Stopping(): // main sent STOPPING=1
 		}
+		l.ctl.stop() // status says stopping through main's grace, not once main exited
 		rf.set(stateStopping)
 		up.Send("STOPPING=1")
 	}()
