@@ -31,5 +31,5 @@ exec go tool gotestsum --format "${GOTESTSUM_FORMAT:-testname}" --raw-command \
     [ \"$TESTS_ERRORS\" = 0 ] || echo \"$TESTS_ERRORS package errors (build failure or panic), counted as failed: see above\"
     echo \"$((TESTS_TOTAL - TESTS_FAILED - TESTS_SKIPPED)) passed, $((TESTS_FAILED + TESTS_ERRORS)) failed, $TESTS_SKIPPED skipped\""' \
   -- bash -c 'go test -json -race -count=1 "$@" ./...; unit=$?
-              go test -json -race -count=1 -timeout 30m -tags e2e "$@" ./e2e/; e2e=$?
+              go test -json -race -count=1 -timeout 45m -tags e2e "$@" ./e2e/; e2e=$?
               exit $((unit | e2e))' go-test "$@"
