@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/mainstay-dev/mainstay/main/cron"
 	"github.com/mainstay-dev/mainstay/readiness"
@@ -124,11 +123,8 @@ func parseCron(line string) (*Cron, error) {
 func (c *Cron) setOption(key, v string) error {
 	switch key {
 	case "name":
-		if v == "" {
-			return errors.New("empty name")
-		}
-		if strings.ContainsFunc(v, unicode.IsControl) {
-			return errors.New("a name may not hold control characters")
+		if err := checkName(v); err != nil {
+			return err
 		}
 		c.Name, c.named = v, true
 	case "user":

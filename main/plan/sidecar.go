@@ -79,11 +79,8 @@ func optionWords(words []string) (opts, argv []string) {
 func (sc *Sidecar) setOption(key, v string) error {
 	switch key {
 	case "name":
-		if v == "" {
-			return errors.New("empty name")
-		}
-		if strings.ContainsFunc(v, unicode.IsControl) {
-			return errors.New("a name may not hold control characters")
+		if err := checkName(v); err != nil {
+			return err
 		}
 		sc.Name, sc.named = v, true
 	case "ready":
@@ -140,6 +137,19 @@ func (sc *Sidecar) setOption(key, v string) error {
 		sc.User = u
 	default:
 		return fmt.Errorf("unknown option %q (want one of %s)", key, sidecarKeys)
+	}
+	return nil
+}
+
+// checkName refuses a name= that cannot name a child: empty, or with
+// control characters, which would reach the terminal raw in every
+// prefixed line.
+func checkName(v string) error {
+	if v == "" {
+		return errors.New("empty name")
+	}
+	if strings.ContainsFunc(v, unicode.IsControl) {
+		return errors.New("a name may not hold control characters")
 	}
 	return nil
 }
