@@ -39,7 +39,10 @@ func TestSidecarBadSpecs(t *testing.T) {
 		})
 	}
 	t.Run("duplicate names", func(t *testing.T) {
-		checkBadInput(t, []string{"--sidecar", "name=a -- sleep 1", "--sidecar", "name=a -- sleep 2", argvMain}, nil, []string{`name "a"`, "taken"})
+		checkBadInput(t, []string{"--sidecar", "name=a -- sleep 1", "--sidecar", "name=a -- sleep 2", argvMain}, nil, []string{"--sidecar", `name "a"`, "taken"})
+	})
+	t.Run("duplicate names in the environment", func(t *testing.T) {
+		checkBadInput(t, []string{argvMain}, map[string]string{"MAINSTAY_SIDECAR": "name=a -- sleep 1\nname=a -- sleep 2"}, []string{"MAINSTAY_SIDECAR", `name "a"`, "taken"})
 	})
 	t.Run("in the environment", func(t *testing.T) {
 		checkBadInput(t, []string{argvMain}, map[string]string{"MAINSTAY_SIDECAR": "cron -f\nrestart=never -- memcached"}, []string{"MAINSTAY_SIDECAR|--sidecar", `"restart=never"`})
