@@ -112,11 +112,16 @@ func TestReadStat(t *testing.T) {
 func TestCommandCut(t *testing.T) {
 	long := strings.Repeat("é", 300) // 600 bytes
 	p, link := startSleeper(t, "sleep", long)
-	s, err := ReadStat(p.PID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := s.Command()
+	var got string
+	// Until the child has exec'd, its command line is not sleep's yet.
+	waitFor(t, 10*time.Second, "the sleeper's exec", func() bool {
+		s, err := ReadStat(p.PID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = s.Command()
+		return strings.HasPrefix(got, link)
+	})
 	if !strings.HasPrefix(got, link+" 1000 éé") || !strings.HasSuffix(got, "...") {
 		t.Errorf("Command() = %q, want %q cut, ending in ...", got, link+" 1000 "+long)
 	}
