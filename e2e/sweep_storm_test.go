@@ -23,8 +23,13 @@ func TestSweepStorm(t *testing.T) {
 	const (
 		n     = 2000
 		grace = 3 * time.Second
-		// The promise: mainstay exits at most about 1 s after the budget.
-		slack  = time.Second
+		// The promise: mainstay exits at most about 1 s after the budget:
+		// it gives up on what SIGKILL has not ended yet 1 s after the
+		// deadline (reaper.KillWait). The quarter second more is the
+		// kernel's: 2,000 deaths take it that long on two cores, and as
+		// PID 1 mainstay's own exit completes only once its namespace is
+		// empty.
+		slack  = time.Second + 250*time.Millisecond
 		giveUp = "processes still there after SIGKILL (stuck in the kernel, D state?); giving up on them"
 	)
 	for _, how := range []string{"sigterm", "main-exits"} {

@@ -18,12 +18,6 @@ import (
 // from reporting and exiting.
 const KillWait = time.Second
 
-// exitMargin is taken off KillWait when Sweep gives up on the processes it
-// sent SIGKILL: what is left to do then (one last reap, the lines saying
-// what remains, the program's own exit) fits in it, so that the program
-// exits within KillWait of the deadline, as its stop promises.
-const exitMargin = 100 * time.Millisecond
-
 const (
 	// rescanEvery is how often the kill phase of a sweep looks for
 	// processes that became descendants after its walk of /proc (forked
@@ -118,7 +112,7 @@ func (r *Reaper) Sweep(deadline time.Time) (left int) {
 				killPass = r.prepare()
 			}
 		case <-kill.C:
-			giveUp = time.After(time.Until(deadline.Add(KillWait - exitMargin)))
+			giveUp = time.After(time.Until(deadline.Add(KillWait)))
 			if killPass == nil {
 				killPass = r.prepare()
 			}
