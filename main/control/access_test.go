@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
 const nobody = 65534
@@ -73,7 +75,7 @@ func TestOtherUID(t *testing.T) {
 // uid as its own: status without commands, restart denied; root may.
 func TestServerAsOverflowUID(t *testing.T) {
 	requireRoot(t)
-	dir := publicDir(t)
+	dir := reapertest.PublicDir(t)
 	if err := os.Chown(dir, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}

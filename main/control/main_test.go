@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
 // The test binary doubles as a server or a client in another process
@@ -163,24 +165,8 @@ func (l *logBuffer) String() string {
 // socketPath is a socket path in a new directory every uid can reach.
 func socketPath(t *testing.T) string {
 	t.Helper()
-	dir := publicDir(t)
+	dir := reapertest.PublicDir(t)
 	return filepath.Join(dir, "control.sock")
-}
-
-// publicDir is a new directory (0755) in which other uids can reach a
-// socket or run a program. t.TempDir's parents are 0700, so it is made
-// under the system's temporary directory.
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "control-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // serve starts a server of h at a new path, closed at the end of the test.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +22,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // to (access is per request), and a lock file no child inherits; Close
 // removes the socket and keeps the lock file.
 func TestListenAndClose(t *testing.T) {
-	path := filepath.Join(publicDir(t), "run", "mainstay", "control.sock")
+	path := filepath.Join(reapertest.PublicDir(t), "run", "mainstay", "control.sock")
 	srv, err := Listen(path, newFake(), discard)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +168,7 @@ func TestForeignFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := socketPath(t)
-			elsewhere := filepath.Join(publicDir(t), "target")
+			elsewhere := filepath.Join(reapertest.PublicDir(t), "target")
 			tc.make(t, path+tc.at, elsewhere)
 			before := snapshot(t, path+tc.at, elsewhere)
 			srv, err := Listen(path, newFake(), discard)

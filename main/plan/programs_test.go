@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mainstay-dev/mainstay/reaper"
+	"github.com/mainstay-dev/mainstay/reaper/reapertest"
 )
 
 // TestCheckProgram: programs are found as exec.Command finds them, and
@@ -20,7 +21,7 @@ func TestCheckProgram(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test checks permissions for other users, which needs root to set up")
 	}
-	base := openTempDir(t)
+	base := reapertest.PublicDir(t)
 	file := func(name string, mode os.FileMode, uid, gid int) string {
 		p := filepath.Join(base, name)
 		writeTestFile(t, p, "#!/bin/sh\n")
@@ -87,26 +88,11 @@ func TestCheckProgram(t *testing.T) {
 	}
 }
 
-// openTempDir is a temporary directory that every user may enter (unlike
-// t.TempDir's parent, which is root's alone).
-func openTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "mainstay-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // TestCheckProgramACL: a POSIX ACL that lets the user execute what the
 // mode bits do not is not refused: the kernel decides at start. The ACL
 // is real: the test runs the program as that user to show it executes.
 func TestCheckProgramACL(t *testing.T) {
-	dir := openTempDir(t)
+	dir := reapertest.PublicDir(t)
 	prog := filepath.Join(dir, "tool")
 	writeTestFile(t, prog, "#!/bin/sh\nexit 0\n")
 	if err := os.Chmod(prog, 0o700); err != nil {
@@ -195,7 +181,7 @@ func TestCheckProgramsSidecarUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root to set up a root-only program")
 	}
-	dir := openTempDir(t)
+	dir := reapertest.PublicDir(t)
 	prog := filepath.Join(dir, "rootonly")
 	writeTestFile(t, prog, "#!/bin/sh\n")
 	if err := os.Chmod(prog, 0o700); err != nil {

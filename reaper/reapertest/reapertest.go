@@ -206,3 +206,19 @@ func KillOnCleanupIfRunning(t testing.TB, pid int) (start string, ok bool) {
 	}
 	return start, ok
 }
+
+// PublicDir is a new directory (0755) that every user may enter, to put a
+// program or a socket other uids must reach: t.TempDir's parents are
+// root's alone. It is removed when the test ends.
+func PublicDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mainstay-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
