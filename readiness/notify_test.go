@@ -518,6 +518,9 @@ func TestWaitExtendTimeout(t *testing.T) {
 		}
 	})
 	t.Run("extended", func(t *testing.T) {
+		// Long enough for the sender, a process started under whatever
+		// load the machine has, to get EXTEND_TIMEOUT_USEC in before it.
+		const timeout = 2 * time.Second
 		n := listenNotify(t)
 		log, logs := reapertest.NewLog()
 		n.Start(os.Getpid(), mainUID, log)
