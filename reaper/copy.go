@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // output is the copying of one run of a child's output to writers that are
@@ -147,12 +149,10 @@ func (p *pipe) copy() {
 	buf := make([]byte, 64<<10) // a pipe's default capacity
 	for {
 		n, err := p.r.Read(buf)
-		if n > 0 {
-			if p.pre != nil {
-				p.pre.write(buf[:n])
-			} else {
-				p.dst.Write(buf[:n])
-			}
+		p.out(buf[:n])
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.ended = p.drain(buf)
+			break
 		}
 		if err != nil {
 			p.ended = err == io.EOF
@@ -162,6 +162,42 @@ func (p *pipe) copy() {
 	if p.pre != nil {
 		p.pre.flush()
 	}
+}
+
+// out passes b on, through the prefixer when there is one.
+func (p *pipe) out(b []byte) {
+	switch {
+	case len(b) == 0:
+	case p.pre != nil:
+		p.pre.write(b)
+	default:
+		p.dst.Write(b)
+	}
+}
+
+// drain copies what is already in the pipe when the copy's deadline has
+// passed (the poller fails a read at once then, buffered bytes or not),
+// without waiting for more, and at most a pipe's capacity a few times
+// over, so that a holder writing on and on cannot keep it going; it
+// reports whether it reached end of file.
+func (p *pipe) drain(buf []byte) (eof bool) {
+	rc, err := p.r.SyscallConn()
+	if err != nil {
+		return false
+	}
+	rc.Read(func(fd uintptr) bool {
+		for range 16 {
+			n, err := unix.Read(int(fd), buf)
+			if n > 0 {
+				p.out(buf[:n])
+				continue
+			}
+			eof = n == 0 && err == nil
+			return true // never wait: EAGAIN, an error or end of file ends it
+		}
+		return true
+	})
+	return eof
 }
 
 // exited starts the bound on the copies once the child's exit is reaped,

@@ -73,6 +73,11 @@ func TestSweepNamesLeftovers(t *testing.T) {
 			return err == nil && strings.HasSuffix(string(b), "\n") && pid > 0
 		})
 		want[pid] = fmt.Sprintf("sleep %d", 1000+i)
+		// Until it has exec'd, its command line is not sleep's yet.
+		waitFor(t, 5*time.Second, "sleep's exec", func() bool {
+			st, err := ReadStat(pid)
+			return err == nil && st.Command() == want[pid]
+		})
 	}
 	// The parent exits: its children become our orphans.
 	p.Signal(unix.SIGKILL)
