@@ -108,13 +108,16 @@ func (p HTTP) String() string { return p.spec }
 // attempt costs what a tcp: one does.
 func (p HTTP) Check(ctx context.Context, _ reaper.Runner) error {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	raw, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	// Reads and writes end when ctx does (the attempt's timeout).
-	defer context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })()
+	defer raw.Close()
+	// Reads and writes end when ctx does (the attempt's timeout). The
+	// function holds the dialled connection, never conn, which becomes
+	// the TLS one below while it may be running.
+	defer context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })()
+	conn := raw
 	if p.tls {
 		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: p.SkipVerify, ServerName: p.host})
 		if err := tc.HandshakeContext(ctx); err != nil {
