@@ -70,6 +70,9 @@ type SidecarSpec struct {
 	// Child, when set, is the sidecar's registry entry; the sidecar's
 	// goroutine is its only writer.
 	Child *registry.Child
+	// Daemon, when set, makes each run a start command that forks a
+	// daemon away (pidfile=): the daemon, once adopted, is the run.
+	Daemon *Daemon
 }
 
 // ReadyCheck says when one run of a sidecar is ready. Each run has its
@@ -144,7 +147,7 @@ type Sidecar struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	proc     *reaper.Proc // the current run, nil between runs
+	cur      sidecarRun // the current run, nil between runs
 	stopping bool
 	state    State
 	ended    chan struct{} // closed when the current life ends; a new one per Start
@@ -270,6 +273,9 @@ func (s *Sidecar) supervise() {
 			return
 		}
 		exit, asked := s.run(proc, check)
+		if s.spec.Daemon == nil && asked == nil && !s.isStopping() && time.Since(began) < time.Second {
+			s.log.Warn("sidecar ended within a second of its start: a program that forks into the background (daemonizes) looks like that; run it in the foreground (its option for that, such as -F, -D FOREGROUND or --nodaemon), or give the sidecar pidfile=", "pid", proc.PID(), "exit_code", exit.Code())
+		}
 		s.spec.Child.Exited(exit, time.Now(), registry.Exited)
 		ran := time.Since(began)
 		if s.isStopping() {
@@ -431,12 +437,17 @@ func (s *Sidecar) finish() {
 // stopped (then it returns a nil proc and a nil error). The check and the
 // start are made under s.mu, which Stop takes too: no run can start unseen
 // by a stop.
-func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
+func (s *Sidecar) launch() (sidecarRun, ReadyCheck, time.Time, error) {
 	spec := s.spec.Spec
 	if spec.Name == "" {
 		spec.Name = "sidecar " + s.spec.Name
 	}
 	spec.Stdin, spec.Terminal, spec.KillGroup = nil, nil, true
+	if s.spec.Daemon != nil {
+		// The daemon may stay in the start command's group, and writes
+		// to its output.
+		spec.KillGroup, spec.OutputWait = false, reaper.KeepOutput
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
@@ -454,7 +465,17 @@ func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
 			spec.Env = append(slices.Clip(spec.Env), env...) // a copy: s.spec's Env is every run's
 		}
 	}
-	proc, err := s.r.Start(spec)
+	if d := s.spec.Daemon; d != nil {
+		if err := d.Clear(); err != nil {
+			if check != nil {
+				check.Close()
+			}
+			err = fmt.Errorf("pidfile=%s: cannot remove it before the start: %w", d.Path, err)
+			s.log.Error("cannot start sidecar", "argv", spec.Argv, "err", err)
+			return nil, nil, time.Time{}, err
+		}
+	}
+	p, err := s.r.Start(spec)
 	if err != nil {
 		if check != nil {
 			check.Close()
@@ -465,13 +486,17 @@ func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
 		s.log.Error("cannot start sidecar", "argv", spec.Argv, "err", err)
 		return nil, nil, time.Time{}, err
 	}
-	s.proc = proc
-	if check != nil {
-		s.spec.Child.Started(proc.PID(), time.Now(), registry.Starting)
-	} else {
-		s.spec.Child.Started(proc.PID(), time.Now(), registry.Running)
+	var proc sidecarRun = program{p}
+	if d := s.spec.Daemon; d != nil {
+		proc = startDaemon(s.r, p, *d, s.spec.Name, s.log)
 	}
-	s.log.Info("sidecar started", "pid", proc.PID(), "argv", spec.Argv)
+	s.cur = proc
+	if check != nil || s.spec.Daemon != nil {
+		s.spec.Child.Started(p.PID(), time.Now(), registry.Starting)
+	} else {
+		s.spec.Child.Started(p.PID(), time.Now(), registry.Running)
+	}
+	s.log.Info("sidecar started", "pid", p.PID(), "argv", spec.Argv)
 	return proc, check, time.Now(), nil
 }
 
@@ -479,13 +504,21 @@ func (s *Sidecar) launch() (*reaper.Proc, ReadyCheck, time.Time, error) {
 // nil check: at once), and taking the operator's commands: a restart or a
 // stop stops the run (its stop signal, SIGKILL after Grace) and is
 // returned as asked. It closes the check once the run has exited.
-func (s *Sidecar) run(proc *reaper.Proc, check ReadyCheck) (exit reaper.Exit, asked *command) {
+func (s *Sidecar) run(proc sidecarRun, check ReadyCheck) (exit reaper.Exit, asked *command) {
 	ctx, cancel := context.WithCancel(context.Background())
 	readyC := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		select {
+		case <-proc.Up():
+		case <-ctx.Done():
+			return
+		}
+		if s.spec.Daemon != nil {
+			s.spec.Child.Started(proc.PID(), time.Now(), registry.Starting)
+		}
 		if check != nil {
 			if err := check.Wait(ctx, proc.PID()); err != nil {
 				return // it exited, or is being stopped, first
@@ -527,7 +560,7 @@ func (s *Sidecar) run(proc *reaper.Proc, check ReadyCheck) (exit reaper.Exit, as
 				check.Close()
 			}
 			s.mu.Lock()
-			s.proc = nil
+			s.cur = nil
 			s.mu.Unlock()
 			for _, w := range s.downWaiters {
 				w <- nil
@@ -684,12 +717,12 @@ func (s *Sidecar) Down(ctx context.Context, who string) error {
 // signalled (its group ID may have been reused).
 func (s *Sidecar) Signal(sig syscall.Signal) error {
 	s.mu.Lock()
-	proc := s.proc
+	proc := s.cur
 	s.mu.Unlock()
 	if proc == nil {
 		return ErrNotRunning
 	}
-	return proc.SignalGroup(sig)
+	return proc.Signal(sig)
 }
 
 // Stop stops the sidecar for good: no restart follows, a pending restart
@@ -701,7 +734,7 @@ func (s *Sidecar) Signal(sig syscall.Signal) error {
 func (s *Sidecar) Stop(deadline time.Time) {
 	s.mu.Lock()
 	s.stopping = true
-	proc := s.proc
+	proc := s.cur
 	s.mu.Unlock()
 	s.stopOnce.Do(func() { close(s.stop) })
 	if proc != nil {
@@ -727,8 +760,8 @@ func (s *Sidecar) Stop(deadline time.Time) {
 	}
 }
 
-func (s *Sidecar) signal(proc *reaper.Proc, sig syscall.Signal) {
-	if err := proc.SignalGroup(sig); err != nil {
+func (s *Sidecar) signal(proc sidecarRun, sig syscall.Signal) {
+	if err := proc.Stop(sig); err != nil {
 		s.log.Warn("cannot signal sidecar", "pid", proc.PID(), "signal", SignalName(sig), "err", err)
 	}
 }

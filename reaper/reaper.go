@@ -28,7 +28,9 @@ var (
 type Reaper struct {
 	log  *slog.Logger
 	pid1 bool
-	wake chan struct{} // Start's wake-up for a reaper goroutine with no child to wait on
+	// subreaper: not PID 1, and PR_SET_CHILD_SUBREAPER succeeded.
+	subreaper bool
+	wake      chan struct{} // Start's wake-up for a reaper goroutine with no child to wait on
 
 	mu       sync.Mutex
 	procs    map[int]*Proc // registered children that have not exited
@@ -57,6 +59,7 @@ func Start(log *slog.Logger) (*Reaper, error) {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			log.Warn("not PID 1 and cannot become a child subreaper: orphans of main will not be reaped", "err", err)
 		} else {
+			r.subreaper = true
 			log.Debug("not PID 1: running as a child subreaper", "pid", os.Getpid())
 		}
 	}
@@ -123,11 +126,15 @@ func (r *Reaper) PID1() bool { return r.pid1 }
 
 // Proc is a child started by [Reaper.Start].
 type Proc struct {
-	r    *Reaper
-	cmd  *exec.Cmd
-	pid  int
-	done chan struct{} // closed when the child has been reaped
-	out  *output
+	r     *Reaper
+	cmd   *exec.Cmd // nil for an adopted child
+	pid   int
+	name  string        // for log lines: the Spec's Name, or Argv[0]
+	start uint64        // its Stat.Start
+	// leader: it leads its process group (always, unless adopted).
+	leader bool
+	done  chan struct{} // closed when the child has been reaped
+	out   *output
 
 	// Guarded by r.mu.
 	stopped bool
@@ -182,7 +189,11 @@ func (r *Reaper) Start(s Spec) (*Proc, error) {
 		return nil, err
 	}
 	out.start()
-	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), out: out}
+	p := &Proc{r: r, cmd: cmd, pid: cmd.Process.Pid, name: out.name, leader: true, done: make(chan struct{}), out: out}
+	// It cannot have been reaped: that takes r.mu.
+	if st, err := ReadStat(p.pid); err == nil {
+		p.start = st.Start
+	}
 	r.procs[p.pid] = p
 	if s.KillGroup {
 		r.groups[p.pid] = p
@@ -260,7 +271,7 @@ func (r *Reaper) drain() (childless bool) {
 					// Its group ID stays in use while any member lives
 					// (the kernel keeps it), and no child of ours can
 					// start while r.mu is held.
-					_ = unix.Kill(-pid, unix.SIGKILL)
+					r.killGroup(p)
 				}
 				delete(r.procs, pid)
 				delete(r.groups, pid)
@@ -291,14 +302,16 @@ func (r *Reaper) nextReap() <-chan struct{} {
 }
 
 // killGroups sends SIGKILL to the process group of every KillGroup child
-// that has exited but is not reaped yet. The caller holds r.mu; peeking
-// with WNOWAIT leaves the zombie, and with it the group ID, in place.
+// that has exited but is not reaped yet, logging what it ends. The caller
+// holds r.mu; peeking with WNOWAIT leaves the zombie, and with it the
+// group ID, in place.
 func (r *Reaper) killGroups() {
-	for pid := range r.groups {
+	for pid, p := range r.groups {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
 		if err == nil && info.Signo == int32(unix.SIGCHLD) {
-			_ = unix.Kill(-pid, unix.SIGKILL)
+			delete(r.groups, pid) // killed once; the reap follows
+			r.killGroup(p)
 		}
 	}
 }
@@ -323,7 +336,9 @@ func (p *Proc) Wait() Exit {
 		if p.out.wait != KeepOutput {
 			<-p.out.done
 		}
-		_ = p.cmd.Process.Release()
+		if p.cmd != nil {
+			_ = p.cmd.Process.Release()
+		}
 	})
 	p.r.mu.Lock()
 	defer p.r.mu.Unlock()
@@ -358,8 +373,14 @@ func (p *Proc) Signal(sig syscall.Signal) error { return p.kill(p.pid, sig) }
 
 // SignalGroup sends sig to the child's process group, under the same rule
 // as [Proc.Signal]: only while the group leader is unreaped, so the group ID
-// cannot have been reused.
-func (p *Proc) SignalGroup(sig syscall.Signal) error { return p.kill(-p.pid, sig) }
+// cannot have been reused. An adopted child that does not lead its group
+// ([Reaper.Adopt]) is sent sig alone: its group is not its own.
+func (p *Proc) SignalGroup(sig syscall.Signal) error {
+	if !p.leader {
+		return p.kill(p.pid, sig)
+	}
+	return p.kill(-p.pid, sig)
+}
 
 func (p *Proc) kill(target int, sig syscall.Signal) error {
 	p.r.mu.Lock()

@@ -71,10 +71,8 @@ func newCrons(l *life) (*crons, error) {
 	}
 	entries := make([]cron.Entry, len(l.plan.Crons))
 	for i, pc := range l.plan.Crons {
-		spec := l.spec(pc.Argv, pc.User)
+		spec := l.command(&pc.Command)
 		spec.Name = "cron " + pc.Name
-		spec.Env = pc.Environ(spec.Env)
-		spec.Dir = pc.Dir
 		spec.Stdout, spec.Stderr = os.Stdout, os.Stderr
 		spec.Prefix = l.plan.Tasks.PrefixOf(pc.Name)
 		spec.KillGroup = true // stdin stays nil: /dev/null

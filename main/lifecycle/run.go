@@ -68,6 +68,10 @@ func Run(p *plan.Plan, stderr io.Writer) Outcome {
 		explain(o, false, log)
 		return o
 	}
+	if err := p.CheckDaemons(r.Subreaper()); err != nil {
+		fmt.Fprintf(stderr, "mainstay: error: %v\n", err)
+		return Usage(err)
+	}
 	l := &life{plan: p, reaper: r, log: log, setPhase: setPhase, registry: registry.New(), ctl: ctl}
 	if l.crons, err = newCrons(l); err != nil {
 		o := Outcome{Err: &internalError{"cron", err}}

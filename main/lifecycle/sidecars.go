@@ -82,14 +82,14 @@ func (s *sidecars) start(ctx context.Context, after bool) error {
 	return nil
 }
 
-// waitReady waits until a run of rs is ready: for --ready-timeout from its
-// start, across its restarts, a limit its ready=notify's
+// waitReady waits until a run of rs is ready: for its ready-timeout= (or
+// --ready-timeout) from its start, across its restarts, a limit its ready=notify's
 // EXTEND_TIMEOUT_USEC may move later. It returns a *sidecarNotReady when
 // the time is up, its *sidecarError when it ended first, and the cause
 // when ctx is done first.
 func (s *sidecars) waitReady(ctx context.Context, rs *runningSidecar) error {
 	sc := rs.plan
-	dl := readiness.NewDeadline(s.l.plan.ReadyTimeout)
+	dl := readiness.NewDeadline(sc.ReadyTimeout(s.l.plan.ReadyTimeout))
 	defer dl.Stop()
 	extended := readiness.NotifyOf(sc.Ready).Extensions()
 	for {
@@ -122,7 +122,7 @@ func (s *sidecars) launch(sc *plan.Sidecar) *runningSidecar {
 	l := s.l
 	log := l.log.With("sidecar", sc.Name)
 	child := l.registry.Add(sc.Name, registry.Sidecar)
-	base := l.spec(sc.Argv, sc.User)
+	base := l.command(&sc.Command)
 	base.Stdout, base.Stderr = os.Stdout, os.Stderr
 	base.Prefix = l.plan.Tasks.PrefixOf(sc.Name)
 	spec := mainproc.SidecarSpec{
@@ -162,7 +162,10 @@ func (s *sidecars) launch(sc *plan.Sidecar) *runningSidecar {
 		}
 		l.log.Warn("non-essential sidecar ended; left down", "sidecar", sc.Name, "exit_code", sidecarCode(res), "restart", res.Restarts, "gave_up", res.GaveUp)
 	}
-	spec.Grace, spec.ReadyTimeout = l.plan.Grace, l.plan.ReadyTimeout
+	spec.Grace, spec.ReadyTimeout = l.plan.Grace, sc.ReadyTimeout(l.plan.ReadyTimeout)
+	if sc.PIDFile != "" {
+		spec.Daemon = pidfileDaemon(sc.PIDFile, l.user(sc.User).UID(), spec.ReadyTimeout)
+	}
 	started := mainproc.StartSidecar(l.reaper, spec, l.log)
 	s.mu.Lock()
 	rs.sc = started

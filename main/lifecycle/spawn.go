@@ -16,6 +16,15 @@ func (l *life) spec(argv []string, u *plan.User) reaper.Spec {
 	return reaper.Spec{Argv: argv, Env: plan.ChildEnv(l.plan.Env, u), Credential: u.Credential()}
 }
 
+// command is spec for a command of the plan that has its own env= and
+// dir= (a sidecar, a --cron entry): its Env set over the user's
+// environment, and its Dir.
+func (l *life) command(c *plan.Command) reaper.Spec {
+	s := l.spec(c.Argv, c.User)
+	s.Env, s.Dir = c.Environ(s.Env), c.Dir
+	return s
+}
+
 // asUser runs the children of helpers and probes, whose words those
 // packages give, through the reaper with base's environment and
 // credential.

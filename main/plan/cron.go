@@ -36,12 +36,6 @@ type Cron struct {
 	// Overlap is what happens when a run falls due while the previous
 	// one still runs: [OverlapSkip] (the default) or [OverlapAllow].
 	Overlap string
-	// Env is KEY=VALUE to set over the run's environment ([Cron.Environ]):
-	// a crontab's KEY=VALUE lines above the line, or a --cron's env=, in
-	// order.
-	Env []string
-	// Dir is the runs' working directory (dir=); "": mainstay's.
-	Dir string
 	// argv0 is the word the default name comes from: Argv[0], or for a
 	// crontab line the first word of its command (not sh).
 	argv0 string
@@ -144,17 +138,8 @@ func (c *Cron) setOption(key, v string) error {
 			return errors.New("want skip or allow")
 		}
 		c.Overlap = v
-	case "env":
-		k, _, ok := strings.Cut(v, "=")
-		if !ok || k == "" || strings.ContainsRune(v, 0) {
-			return errors.New("want env=KEY=VALUE")
-		}
-		c.Env = append(c.Env, v)
-	case "dir":
-		if v == "" {
-			return errors.New("empty directory")
-		}
-		c.Dir = v
+	case "env", "dir":
+		return c.setEnvDir(key, v)
 	default:
 		return fmt.Errorf("unknown option %q (want one of %s)", key, cronKeys)
 	}
@@ -252,11 +237,10 @@ func crontabJob(line, shell string, env []string) (*Cron, error) {
 		return nil, fmt.Errorf("%q: a user field (the /etc/cron.d form), which a crontab here does not have: its jobs run as --user (or mainstay's user); for another user, give the job as --cron '%s user=%s -- COMMAND'", first[0], when, first[0])
 	}
 	return &Cron{
-		Command:  Command{Line: line, Argv: []string{shell, "-c", command}},
+		Command:  Command{Line: line, Argv: []string{shell, "-c", command}, Env: slices.Clone(env)},
 		Schedule: when.String(),
 		When:     when,
 		Overlap:  OverlapSkip,
-		Env:      slices.Clone(env),
 		argv0:    commandName(command),
 		crontab:  true,
 	}, nil
@@ -325,18 +309,6 @@ func setEnv(env []string, kv string) []string {
 	key, _, _ := strings.Cut(kv, "=")
 	out := slices.DeleteFunc(slices.Clone(env), func(e string) bool { return strings.HasPrefix(e, key+"=") })
 	return append(out, kv)
-}
-
-// Environ is the environment of a run: env (the container's, as main
-// gets it, with the run's user's HOME, USER and LOGNAME: [ChildEnv]) with
-// the entry's Env set over it, a later value of a key replacing an
-// earlier one.
-func (c *Cron) Environ(env []string) []string {
-	out := slices.Clone(env)
-	for _, kv := range c.Env {
-		out = setEnv(out, kv)
-	}
-	return out
 }
 
 // NameCrons gives every entry without name= the base name of its

@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"errors"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,6 +99,41 @@ type Command struct {
 	Argv []string
 	// User runs it; nil: the plan's User.
 	User *User
+	// Env is KEY=VALUE to set over its environment ([Command.Environ]):
+	// a sidecar's or a --cron's env=, or a crontab's KEY=VALUE lines
+	// above the line, in order.
+	Env []string
+	// Dir is its working directory (dir=); "": mainstay's.
+	Dir string
+}
+
+// Environ is the command's environment: env (the container's, as main
+// gets it, with the user's HOME, USER and LOGNAME: [ChildEnv]) with the
+// command's Env set over it, a later value of a key replacing an earlier
+// one.
+func (c *Command) Environ(env []string) []string {
+	out := slices.Clone(env)
+	for _, kv := range c.Env {
+		out = setEnv(out, kv)
+	}
+	return out
+}
+
+// setEnvDir takes a sidecar's or a --cron's env= (repeatable) or dir=.
+func (c *Command) setEnvDir(key, v string) error {
+	if key == "dir" {
+		if v == "" {
+			return errors.New("empty directory")
+		}
+		c.Dir = v
+		return nil
+	}
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || k == "" || strings.ContainsRune(v, 0) {
+		return errors.New("want env=KEY=VALUE")
+	}
+	c.Env = append(c.Env, v)
+	return nil
 }
 
 // Probing is how probes are attempted: the first delay between two

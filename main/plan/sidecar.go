@@ -3,9 +3,11 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 
 	mainproc "github.com/mainstay-dev/mainstay/main"
@@ -28,10 +30,25 @@ type Sidecar struct {
 	Retries    int
 	Essential  bool
 	StopSignal syscall.Signal
+	// PIDFile is pidfile=: the command is a start command that forks a
+	// daemon away, which writes its PID there; "": none.
+	PIDFile string
+	// readyTimeout is ready-timeout=; nil: --ready-timeout's.
+	readyTimeout *time.Duration
+}
+
+// ReadyTimeout is how long the sidecar has to get ready (and, with
+// pidfile=, to have its daemon adopted): its ready-timeout=, else
+// global, --ready-timeout's. 0: no bound.
+func (sc *Sidecar) ReadyTimeout(global time.Duration) time.Duration {
+	if sc.readyTimeout != nil {
+		return *sc.readyTimeout
+	}
+	return global
 }
 
 // sidecarKeys lists the options of a --sidecar, for error messages.
-const sidecarKeys = "name, ready, start, restart, retries, essential, stop-signal, user"
+const sidecarKeys = "name, ready, start, restart, retries, essential, stop-signal, user, pidfile, env, dir, ready-timeout"
 
 // ParseSidecar reads one --sidecar value.
 func ParseSidecar(line string) (*Sidecar, error) {
@@ -48,7 +65,7 @@ func ParseSidecar(line string) (*Sidecar, error) {
 	seen := map[string]bool{}
 	for _, w := range opts {
 		key, v, _ := strings.Cut(w, "=")
-		if seen[key] && key != "ready" {
+		if seen[key] && key != "ready" && key != "env" {
 			return nil, fmt.Errorf("sidecar %q: %q: %s= given more than once", line, w, key)
 		}
 		seen[key] = true
@@ -135,6 +152,22 @@ func (sc *Sidecar) setOption(key, v string) error {
 			return err
 		}
 		sc.User = u
+	case "pidfile":
+		if !filepath.IsAbs(v) || strings.ContainsRune(v, 0) {
+			return errors.New("want an absolute path")
+		}
+		if strings.HasSuffix(v, "/") {
+			return errors.New("want a file's path, not a directory's")
+		}
+		sc.PIDFile = filepath.Clean(v)
+	case "env", "dir":
+		return sc.setEnvDir(key, v)
+	case "ready-timeout":
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("want a duration, as 90s or 3m (0: no bound)")
+		}
+		sc.readyTimeout = &d
 	default:
 		return fmt.Errorf("unknown option %q (want one of %s)", key, sidecarKeys)
 	}
@@ -185,6 +218,22 @@ func CheckCanSwitch(l []*Sidecar) error {
 			if err := sc.User.CheckCanSwitch(); err != nil {
 				return fmt.Errorf("sidecar %q: user=%s: %w", sc.Line, sc.User.Spec, err)
 			}
+		}
+	}
+	return nil
+}
+
+// CheckDaemons refuses pidfile= when mainstay is neither PID 1 nor a child
+// subreaper (subreaper is false): a daemon its start command forks away
+// would not become mainstay's child, so it could be neither adopted nor
+// reaped.
+func (p *Plan) CheckDaemons(subreaper bool) error {
+	if subreaper {
+		return nil
+	}
+	for _, sc := range p.Sidecars {
+		if sc.PIDFile != "" {
+			return fmt.Errorf("sidecar %q: pidfile= needs mainstay to be PID 1 or a child subreaper, and the kernel refused PR_SET_CHILD_SUBREAPER", sc.Line)
 		}
 	}
 	return nil
