@@ -135,6 +135,19 @@ func TestRunBadInput(t *testing.T) {
 		{name: "sidecar restart twice", args: []string{"--sidecar", "restart=no restart=always -- sleep 1", argvMain}, want: []string{"--sidecar", "restart= given more than once"}},
 		{name: "sidecar name with escape", args: []string{"--sidecar", "name=a\x1b[31m -- sleep 1", argvMain}, want: []string{"--sidecar", "control characters"}},
 
+		// Daemons and the per-sidecar keys of the third round.
+		{name: "sidecar pidfile relative", args: []string{"--sidecar", "pidfile=run/x.pid -- memcached -d", argvMain}, want: []string{"--sidecar", `"pidfile=run/x.pid"`, "absolute path"}},
+		{name: "sidecar pidfile empty", args: []string{"--sidecar", "pidfile= -- memcached -d", argvMain}, want: []string{"--sidecar", `"pidfile="`, "absolute path"}},
+		{name: "sidecar pidfile a directory", args: []string{"--sidecar", "pidfile=/run/ -- memcached -d", argvMain}, want: []string{"--sidecar", `"pidfile=/run/"`, "not a directory's"}},
+		{name: "sidecar pidfile twice", args: []string{"--sidecar", "pidfile=/a pidfile=/b -- memcached -d", argvMain}, want: []string{"--sidecar", "pidfile= given more than once"}},
+		{name: "sidecar env without =", args: []string{"--sidecar", "env=FOO -- sleep 1", argvMain}, want: []string{"--sidecar", `"env=FOO"`, "want env=KEY=VALUE"}},
+		{name: "sidecar env empty key", args: []string{"--sidecar", "env==x -- sleep 1", argvMain}, want: []string{"--sidecar", `"env==x"`, "want env=KEY=VALUE"}},
+		{name: "sidecar dir empty", args: []string{"--sidecar", "dir= -- sleep 1", argvMain}, want: []string{"--sidecar", `"dir="`, "empty directory"}},
+		{name: "sidecar dir twice", args: []string{"--sidecar", "dir=/a dir=/b -- sleep 1", argvMain}, want: []string{"--sidecar", "dir= given more than once"}},
+		{name: "sidecar ready-timeout not a duration", args: []string{"--sidecar", "ready-timeout=3 -- sleep 1", argvMain}, want: []string{"--sidecar", `"ready-timeout=3"`, "want a duration"}},
+		{name: "sidecar ready-timeout negative", args: []string{"--sidecar", "ready-timeout=-1s -- sleep 1", argvMain}, want: []string{"--sidecar", `"ready-timeout=-1s"`, "want a duration"}},
+		{name: "sidecar unknown key names the new ones", args: []string{"--sidecar", "pid-file=/x -- sleep 1", argvMain}, want: []string{"--sidecar", `unknown option "pid-file"`, "pidfile, env, dir, ready-timeout"}},
+
 		// Scheduled entries: bad schedules, options, names; nothing starts.
 		{name: "cron minute out of range", args: []string{"--cron", "61 * * * * -- true", argvMain}, want: []string{"--cron", `"61 * * * * -- true"`, `minute "61"`}},
 		{name: "cron unknown keyword", args: []string{"--cron", "@fortnightly -- true", argvMain}, want: []string{"--cron", `"@fortnightly"`}},
