@@ -129,12 +129,12 @@ type Proc struct {
 	r     *Reaper
 	cmd   *exec.Cmd // nil for an adopted child
 	pid   int
-	name  string        // for log lines: the Spec's Name, or Argv[0]
-	start uint64        // its Stat.Start
+	name  string // for log lines: the Spec's Name, or Argv[0]
+	start uint64 // its Stat.Start
 	// leader: it leads its process group (always, unless adopted).
 	leader bool
-	done  chan struct{} // closed when the child has been reaped
-	out   *output
+	done   chan struct{} // closed when the child has been reaped
+	out    *output
 
 	// Guarded by r.mu.
 	stopped bool
