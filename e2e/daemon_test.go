@@ -414,3 +414,47 @@ func TestSidecarReadyTimeout(t *testing.T) {
 		})
 	})
 }
+
+// TestControlDaemon: the control socket acts on a pidfile= sidecar's
+// daemon: status shows its PID, signal reaches it, restart runs the start
+// command again and adopts a new daemon, stop ends it.
+func TestControlDaemon(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		dir := t.TempDir()
+		sock := filepath.Join(dir, "control.sock")
+		starter := script(t, dir, "start.sh", `sh -c 'trap "echo HUP >> \"$0/sigs\"" HUP; trap "exit 0" TERM; while :; do sleep 0.05; done' "$D" &
+echo $! > "$D/d.pid"
+`)
+		r := start(t, m, dir, "--log-format", "json", "--control-socket", sock,
+			"--sidecar", "name=d pidfile="+filepath.Join(dir, "d.pid")+" -- "+starter, "--", serverMain(t, dir, 0))
+		r.waitLog("main in the foreground")
+		first := r.daemonPID("d", 1)
+		adopted := r.logsWith("daemon adopted")[0].num("pid")
+		if c := childOf(statusOf(t, sock), "d"); c.PID != adopted || c.State != "running" {
+			t.Errorf("status %+v, want the daemon's PID %d, running", c, adopted)
+		}
+		if _, errOut, code := ctlOut(t, sock, nil, "signal", "HUP", "d"); code != 0 {
+			t.Fatalf("signal: exit %d, %q", code, errOut)
+		}
+		waitContains(t, filepath.Join(dir, "sigs"), "HUP")
+		if _, errOut, code := ctlOut(t, sock, nil, "restart", "d"); code != 0 {
+			t.Fatalf("restart: exit %d, %q", code, errOut)
+		}
+		second := r.daemonPID("d", 2)
+		mustBeGone(t, "the first daemon", first)
+		if c := childOf(statusOf(t, sock), "d"); c.PID != r.logsWith("daemon adopted")[1].num("pid") || c.State != "running" {
+			t.Errorf("status after the restart %+v, want the second daemon, running", c)
+		}
+		if _, errOut, code := ctlOut(t, sock, nil, "stop", "d"); code != 0 {
+			t.Fatalf("stop: exit %d, %q", code, errOut)
+		}
+		mustBeGone(t, "the second daemon", second)
+		if c := childOf(statusOf(t, sock), "d"); c.State != "stopped" || c.PID != 0 {
+			t.Errorf("status after the stop %+v, want stopped", c)
+		}
+		r.signal(unix.SIGTERM)
+		if got := r.wait(long); got != 0 {
+			t.Errorf("exit code %d, want 0", got)
+		}
+	})
+}
