@@ -58,6 +58,17 @@
 //     NAME". Each run has its own prefixer, ended with the run. A run never starts once [Sidecar.Stop]
 //     was called: the check and the start share the sidecar's mutex. A
 //     sidecar stopped on request never counts as failed.
+//   - A sidecar with a [Daemon] (pidfile=) runs a start command without
+//     KillGroup and with its output kept open; after its exit 0 the
+//     pidfile is read until the reaper adopts the PID it names
+//     ([reaper.Reaper.Adopt]) or the daemon's timeout ends the run as a
+//     failed start (exit status 1). The adopted daemon's exit is the run's
+//     exit; its ReadyCheck starts once it is adopted; its stop signal goes
+//     to the daemon (and its group when it leads one). Nothing a refused
+//     PID names is signalled.
+//   - A sidecar without a Daemon whose run ends within a second, not asked
+//     to stop, is logged at WARN with the cures for a program that
+//     daemonizes.
 //   - Each run of a sidecar has a [ReadyCheck] of its own, made before the
 //     run starts (its Env reaches that run only) and closed once the run
 //     has exited, before the next one starts: a restarted sidecar is

@@ -29,6 +29,16 @@
 //   - A signal to a registered child is sent under the same mutex, and only
 //     while the child is unreaped, so it can never reach a recycled PID.
 //
+//   - [Reaper.Adopt] registers a process the program did not start (a
+//     daemon reparented to it) only under that mutex, and only when it is
+//     then an unregistered child of the program that started at or after a
+//     given start ([Proc.StartTicks]) and runs as a given uid; a refused
+//     PID is never signalled. From then on it is a registered child like
+//     any: its status is kept, it is signalled only while unreaped.
+//
+//   - What a KillGroup child left alive in its group when it exited is
+//     logged by PID and command before the group is sent SIGKILL.
+//
 //   - Every child is started in its own process group (Setpgid), as a job is
 //     under "set -m"; its process-group ID equals its PID.
 //
