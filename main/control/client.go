@@ -93,13 +93,17 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	c.conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if _, err := c.conn.Write(append(b, '\n')); err != nil {
-		return nil, c.ioError(ctx, err)
-	}
+	_, werr := c.conn.Write(append(b, '\n'))
 	line, err := c.readLine()
 	if err != nil {
+		if werr != nil {
+			err = werr
+		}
 		return nil, c.ioError(ctx, err)
 	}
+	// A line read after a failed write is a refusal the server sent as it
+	// accepted the connection ("busy"), closing it before the request
+	// came: its answer, not the broken pipe, says what happened.
 	var resp Response
 	if err := json.Unmarshal(line, &resp); err != nil {
 		return nil, fmt.Errorf("%s: not an answer of mainstay's: %v", c.path, err)
