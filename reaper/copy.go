@@ -81,6 +81,16 @@ func redirect(cmd *exec.Cmd, s Spec, log *slog.Logger) (*output, error) {
 			o.abort()
 			return nil, err
 		}
+		// A child may open its output again by name (/dev/stdout,
+		// /proc/self/fd/1: catalina.sh's CATALINA_OUT, a log file
+		// setting), and that open checks the pipe's inode as a file's:
+		// pipe(2) makes it mainstay's, mode 0600. It holds the child's
+		// own output only, so it is made the child's user's, as runc does
+		// with a container's stdio pipes. Best effort: without it, only
+		// such an open fails, as before.
+		if c := s.Credential; c != nil {
+			_ = pw.Chown(int(c.Uid), int(c.Gid))
+		}
 		p := &pipe{r: pr, dst: w}
 		var st syscall.Stat_t
 		if syscall.Fstat(int(pw.Fd()), &st) == nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,5 +223,30 @@ func TestCloseOutputNow(t *testing.T) {
 	}
 	if n := len(logRecords(t, "left running by kept")); n != 1 {
 		t.Errorf("%d records name pid %d as left running, want 1", n, held)
+	}
+}
+
+// TestOutputReopenedAsUser: a child run as another user can open its own
+// output pipes again by name (/dev/stdout, as catalina.sh's CATALINA_OUT
+// does), with or without a prefix: the pipes are its user's.
+func TestOutputReopenedAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a child as nobody")
+	}
+	for _, prefix := range []string{"", "u: "} {
+		var out writes
+		s := sh(`echo out >> /dev/stdout && echo err >> /dev/stderr`)
+		s.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
+		s.Stdout, s.Stderr, s.Prefix = &out, &out, prefix
+		p, err := shared.Start(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exit := waitWithin(t, p, 5*time.Second); !exit.Success() {
+			t.Errorf("prefix %q: %s; output %q", prefix, exit, out.all())
+		}
+		if want := prefix + "out\n" + prefix + "err\n"; out.all() != want {
+			t.Errorf("prefix %q: output %q, want %q", prefix, out.all(), want)
+		}
 	}
 }
