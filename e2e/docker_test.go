@@ -405,6 +405,7 @@ var dockerRecipeTests = map[string]string{
 	"postgresql.md":     "TestDockerRecipePostgreSQL, TestDockerComposePostgreSQL",
 	"redis.md":          "TestDockerRecipeRedis, TestDockerReadOnly",
 	"web-cache-cron.md": "TestDockerRecipeWebCacheCron",
+	"apache-tomcat.md":  "TestDockerRecipeApacheTomcat",
 	"app.md":            "TestDockerComposeApp",
 }
 
