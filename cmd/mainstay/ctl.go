@@ -60,13 +60,18 @@ func ctl(op string, args []string, stdout, stderr io.Writer) int {
 		return exited
 	}
 	if err == nil {
+		// MAINSTAY_READY_FILE (an image's, for its HEALTHCHECK) counts for
+		// health's ready level alone; elsewhere only the flag is refused.
+		if !given(args, "--ready-file") && (op != "health" || c.Level == string(control.LevelAlive)) {
+			c.ReadyFile = ""
+		}
 		err = c.check(op)
 	}
 	if err != nil {
 		return fail(control.ExitUsage, err)
 	}
 	if op == "health" && c.ReadyFile != "" {
-		return readyFileHealth(c.ReadyFile, stdout)
+		return lifecycle.ReadyFileHealth(c.ReadyFile, stdout)
 	}
 	if c.ControlSocket == "off" {
 		return fail(control.ExitNoServer, errors.New("the control socket is off: give its path with --control-socket"))
@@ -140,19 +145,4 @@ func (c *CtlCLI) check(op string) error {
 		return fmt.Errorf("give at least one name: mainstay %s NAME...", op)
 	}
 	return nil
-}
-
-// readyFileHealth is health from a --ready-file: it prints the state
-// published there and exits 0 when ready.
-func readyFileHealth(path string, stdout io.Writer) int {
-	state, err := lifecycle.ReadState(path)
-	if err != nil {
-		fmt.Fprintf(stdout, "not ready: %v\n", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, state)
-	if state != lifecycle.StateReady {
-		return 1
-	}
-	return 0
 }

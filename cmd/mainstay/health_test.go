@@ -85,3 +85,29 @@ func TestHealthMissingValue(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), msg)
 	}
 }
+
+// TestReadyFileVariableElsewhere: an image sets MAINSTAY_READY_FILE for its
+// HEALTHCHECK; "docker exec C mainstay status" (any subcommand but health)
+// and "health --level alive" then ask the socket as if it were unset,
+// while the flag itself is still refused where it does not apply.
+func TestReadyFileVariableElsewhere(t *testing.T) {
+	t.Setenv("MAINSTAY_READY_FILE", filepath.Join(t.TempDir(), "ready"))
+	t.Setenv("MAINSTAY_CONTROL_SOCKET", filepath.Join(t.TempDir(), "none.sock"))
+	for _, tc := range []struct {
+		op   string
+		args []string
+		code int
+		err  string
+	}{
+		{"status", nil, 3, "no mainstay answers at"},
+		{"restart", []string{"web"}, 3, "no mainstay answers at"},
+		{"health", []string{"--level", "alive"}, 1, "no mainstay answers at"},
+		{"status", []string{"--ready-file", "/x"}, 2, "--level and --ready-file are health's"},
+		{"health", []string{"--level", "alive", "--ready-file", "/x"}, 1, "--level alive needs the control socket"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := ctl(tc.op, tc.args, &out, &errOut); code != tc.code || !strings.Contains(errOut.String(), tc.err) {
+			t.Errorf("%s %q: exit %d, stderr %q; want %d, %q", tc.op, tc.args, code, errOut.String(), tc.code, tc.err)
+		}
+	}
+}

@@ -420,6 +420,22 @@ func openStateFiles(p *plan.Plan) (*stateFiles, error) {
 	return &stateFiles{ready: rf, marker: m}, nil
 }
 
+// ReadyFileHealth is "mainstay health --ready-file PATH": it prints the
+// state published at path (or why it cannot be trusted) and returns the
+// exit status, 0 when ready, else 1.
+func ReadyFileHealth(path string, stdout io.Writer) int {
+	state, err := ReadState(path)
+	if err != nil {
+		fmt.Fprintf(stdout, "not ready: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, state)
+	if state != StateReady {
+		return 1
+	}
+	return 0
+}
+
 // ReadState is what "mainstay health" reports for the ready file at path:
 // the state a live mainstay published there, or "gone". Another user
 // (main's) may own the directory and put anything at PATH or PATH.state:
