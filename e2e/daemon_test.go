@@ -246,7 +246,10 @@ exec sleep 1000
 				}
 				r := start(t, m, dir, append(args, "--", serverMain(t, dir, 0))...)
 				r.waitLog("main in the foreground")
-				waitFor(t, long, "the sidecar's failed start", func() bool { return len(r.logsWith("sidecar's daemon not adopted: its start failed")) > 0 })
+				const died = "sidecar's daemon exited before it was adopted: its start failed"
+				waitFor(t, long, "the sidecar's failed start", func() bool {
+					return len(r.logsWith("sidecar's daemon not adopted: its start failed"))+len(r.logsWith(died)) > 0
+				})
 				ended := r.waitLog("non-essential sidecar ended; left down")
 				if ended.num("exit_code") != 1 {
 					t.Errorf("%v, want exit code 1", ended)
@@ -259,10 +262,16 @@ exec sleep 1000
 					}
 					return false
 				}
-				if l := r.mustLog("sidecar's daemon not adopted: its start failed"); l != nil && !said(l.str("last")) {
+				if ls := r.logsWith(died); len(ls) > 0 {
+					// A PID that no process has, read twice: as the test's
+					// own process is to a mainstay in a PID namespace.
+					if !said("does not exist") {
+						t.Errorf("%v: the start failed as if the daemon had died", ls[0])
+					}
+				} else if l := r.mustLog("sidecar's daemon not adopted: its start failed"); l != nil && !said(l.str("last")) {
 					t.Errorf("%v, want last %q", l, tc.refused)
 				}
-				if strings.Contains(tc.refused, "uid") || strings.Contains(tc.refused, "main") || strings.Contains(tc.refused, "child") {
+				if len(r.logsWith(died)) == 0 && (strings.Contains(tc.refused, "uid") || strings.Contains(tc.refused, "main") || strings.Contains(tc.refused, "child")) {
 					// A process that exists: refused with a WARN at once.
 					if l := r.mustLog("pidfile names a process mainstay does not adopt; still waiting for the daemon's"); l != nil && !said(l.str("refused")) {
 						t.Errorf("%v, want refused %q", l, tc.refused)
@@ -298,6 +307,24 @@ exec sleep 1000
 			})
 		})
 	}
+	t.Run("daemon dies before adoption", func(t *testing.T) {
+		// The pidfile names a process that has exited already: the start
+		// fails at once, not after its ready-timeout.
+		eachMode(t, func(t *testing.T, m mode) {
+			dir := t.TempDir()
+			starter := script(t, dir, "start.sh", `(exit 3) & echo $! > "$D/p.pid"; wait; exit 0
+`)
+			r := start(t, m, dir, "--log-format", "json", "--sidecar", "name=d retries=0 ready-timeout=60s pidfile="+filepath.Join(dir, "p.pid")+" -- "+starter, "--", serverMain(t, dir, 0))
+			l := r.waitLog("sidecar's daemon exited before it was adopted: its start failed")
+			if got := r.wait(short); got != 1 {
+				t.Errorf("exit code %d, want 1 (a failed start)", got)
+			}
+			if l.str("sidecar") != "d" || l.num("pid") == 0 {
+				t.Errorf("%v", l)
+			}
+			r.mustNotLog("main started")
+		})
+	})
 	t.Run("start command fails", func(t *testing.T) {
 		eachMode(t, func(t *testing.T, m mode) {
 			dir := t.TempDir()

@@ -198,11 +198,25 @@ func (dr *daemonRun) find() (*reaper.Proc, error) {
 	}
 	trust := reaper.Trust{Name: "sidecar " + dr.name, After: dr.start.StartTicks(), UID: dr.d.UID}
 	var last string
+	gone := 0 // the PID read last, when no process had it
 	for {
 		pid, err := dr.d.Read()
 		var p *reaper.Proc
 		if err == nil {
 			p, err = dr.r.Adopt(pid, trust)
+		}
+		var refused *reaper.RefusedError
+		switch {
+		case errors.As(err, &refused) && refused.Gone && gone == pid:
+			// Read twice (so not a half-written number), and the process
+			// is gone: the daemon exited before it could be adopted, its
+			// status reaped as an orphan's. No use waiting for the timeout.
+			dr.log.Warn("sidecar's daemon exited before it was adopted: its start failed", "pid", pid, "pidfile", dr.d.Path)
+			return nil, errNotAdopted
+		case errors.As(err, &refused) && refused.Gone:
+			gone = pid
+		default:
+			gone = 0
 		}
 		switch {
 		case err == nil:
@@ -212,8 +226,7 @@ func (dr *daemonRun) find() (*reaper.Proc, error) {
 			return nil, nil
 		case err.Error() != last:
 			last = err.Error()
-			var refused *reaper.RefusedError
-			if errors.As(err, &refused) {
+			if refused != nil && !refused.Gone {
 				dr.log.Warn("pidfile names a process mainstay does not adopt; still waiting for the daemon's", "pidfile", dr.d.Path, "refused", last)
 			} else {
 				dr.log.Debug("waiting for the daemon's pidfile", "pidfile", dr.d.Path, "reason", last)

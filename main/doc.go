@@ -62,7 +62,8 @@
 //     KillGroup and with its output kept open; after its exit 0 the
 //     pidfile is read until the reaper adopts the PID it names
 //     ([reaper.Reaper.Adopt]) or the daemon's timeout ends the run as a
-//     failed start (exit status 1). The adopted daemon's exit is the run's
+//     failed start (exit status 1); so does a PID read twice that no
+//     process has (the daemon died before it was adopted). The adopted daemon's exit is the run's
 //     exit; its ReadyCheck starts once it is adopted; its stop signal goes
 //     to the daemon (and its group when it leads one). Nothing a refused
 //     PID names is signalled.

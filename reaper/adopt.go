@@ -28,6 +28,8 @@ type Trust struct {
 type RefusedError struct {
 	PID    int
 	Reason string
+	// Gone: no process has that PID (any more).
+	Gone bool
 }
 
 func (e *RefusedError) Error() string { return fmt.Sprintf("pid %d %s", e.PID, e.Reason) }
@@ -47,7 +49,7 @@ func (e *RefusedError) Error() string { return fmt.Sprintf("pid %d %s", e.PID, e
 // [Reaper.Sweep] has begun.
 func (r *Reaper) Adopt(pid int, t Trust) (*Proc, error) {
 	if pid <= 1 {
-		return nil, &RefusedError{pid, "is not a process mainstay may adopt"}
+		return nil, &RefusedError{PID: pid, Reason: "is not a process mainstay may adopt"}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -55,27 +57,27 @@ func (r *Reaper) Adopt(pid int, t Trust) (*Proc, error) {
 		return nil, ErrClosed
 	}
 	if p := r.procs[pid]; p != nil {
-		return nil, &RefusedError{pid, "is " + p.name + ", already supervised"}
+		return nil, &RefusedError{PID: pid, Reason: "is " + p.name + ", already supervised"}
 	}
 	st, err := ReadStat(pid)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &RefusedError{pid, "does not exist"}
+		return nil, &RefusedError{PID: pid, Reason: "does not exist", Gone: true}
 	}
 	if err != nil {
-		return nil, &RefusedError{pid, err.Error()}
+		return nil, &RefusedError{PID: pid, Reason: err.Error()}
 	}
 	switch self := os.Getpid(); {
 	case st.PPID != self:
-		return nil, &RefusedError{pid, fmt.Sprintf("(%s) is not a child of mainstay (its parent is %d)", st.Command(), st.PPID)}
+		return nil, &RefusedError{PID: pid, Reason: fmt.Sprintf("(%s) is not a child of mainstay (its parent is %d)", st.Command(), st.PPID)}
 	case st.Start < t.After:
-		return nil, &RefusedError{pid, fmt.Sprintf("(%s) started before the start command", st.Command())}
+		return nil, &RefusedError{PID: pid, Reason: fmt.Sprintf("(%s) started before the start command", st.Command())}
 	}
 	ruid, euid, err := readUIDs(pid)
 	if err != nil {
-		return nil, &RefusedError{pid, err.Error()}
+		return nil, &RefusedError{PID: pid, Reason: err.Error()}
 	}
 	if ruid != t.UID || euid != t.UID {
-		return nil, &RefusedError{pid, fmt.Sprintf("(%s) runs as uid %d, not %d", st.Command(), euid, t.UID)}
+		return nil, &RefusedError{PID: pid, Reason: fmt.Sprintf("(%s) runs as uid %d, not %d", st.Command(), euid, t.UID)}
 	}
 	done := make(chan struct{})
 	p := &Proc{r: r, pid: pid, name: t.Name, done: done, out: noOutput(), start: st.Start, leader: st.PGRP == pid}
