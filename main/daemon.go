@@ -122,8 +122,17 @@ func (dr *daemonRun) Signal(sig syscall.Signal) error {
 	if daemon != nil {
 		return daemon.SignalGroup(sig)
 	}
-	return dr.start.SignalGroup(sig) // nothing once it has exited
+	select {
+	case <-dr.start.Done():
+		return errNotAdoptedYet
+	default:
+		return dr.start.SignalGroup(sig)
+	}
 }
+
+// errNotAdoptedYet answers a signal between the start command's exit and
+// the daemon's adoption: there is no process of the run to send it to.
+var errNotAdoptedYet = fmt.Errorf("%w: its daemon is not adopted yet", ErrNotRunning)
 
 func (dr *daemonRun) Stop(sig syscall.Signal) error {
 	dr.mu.Lock()
