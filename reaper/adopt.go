@@ -77,7 +77,11 @@ func (r *Reaper) Adopt(pid int, t Trust) (*Proc, error) {
 		return nil, &RefusedError{PID: pid, Reason: err.Error()}
 	}
 	if ruid != t.UID || euid != t.UID {
-		return nil, &RefusedError{PID: pid, Reason: fmt.Sprintf("(%s) runs as uid %d, not %d", st.Command(), euid, t.UID)}
+		as := strconv.Itoa(euid)
+		if ruid != euid {
+			as = fmt.Sprintf("%d (real uid %d)", euid, ruid)
+		}
+		return nil, &RefusedError{PID: pid, Reason: fmt.Sprintf("(%s) runs as uid %s, not %d", st.Command(), as, t.UID)}
 	}
 	done := make(chan struct{})
 	p := &Proc{r: r, pid: pid, name: t.Name, done: done, out: noOutput(), start: st.Start, leader: st.PGRP == pid}
