@@ -109,7 +109,8 @@ func TestDaemonMemcached(t *testing.T) {
 }
 
 // TestDaemonRedis: redis-server --daemonize yes, the daemon adopted as
-// root's; stop ends it cleanly (redis's own shutdown line, exit 0).
+// root's; killed with SIGKILL, a new one is adopted and serves; stop ends
+// it cleanly (redis's own shutdown line, exit 0).
 func TestDaemonRedis(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
 		dir := t.TempDir()
@@ -120,10 +121,21 @@ func TestDaemonRedis(t *testing.T) {
 				pidfile, port, pidfile, port, dir, filepath.Join(dir, "redis.log")),
 			"--", serverMain(t, dir, 0))
 		r.waitLog("main in the foreground")
-		d := r.daemonPID("redis", 1)
-		if out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "ping").CombinedOutput(); strings.TrimSpace(string(out)) != "PONG" {
-			t.Fatalf("redis-cli ping: %q, %v", out, err)
+		first := r.daemonPID("redis", 1)
+		ping := func() bool {
+			out, _ := exec.Command("redis-cli", "-p", strconv.Itoa(port), "ping").CombinedOutput()
+			return strings.TrimSpace(string(out)) == "PONG"
 		}
+		if !ping() {
+			t.Fatal("redis does not answer PING")
+		}
+		// Killed, the daemon is restarted: a new one, adopted, serves.
+		if err := unix.Kill(first.pid, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		d := r.daemonPID("redis", 2)
+		waitFor(t, long, "the new redis answering", ping)
+		mustBeGone(t, "the killed redis", first)
 		r.signal(unix.SIGTERM)
 		if got := r.wait(long); got != 0 {
 			t.Errorf("exit code %d, want 0", got)
