@@ -50,7 +50,7 @@ func TestParseStat(t *testing.T) {
 
 // startSleeper starts "sleep 1000" through a symlink named name, so that
 // its comm is name, and returns it; it is killed when the test ends.
-func startSleeper(t *testing.T, name string, args ...string) (*Proc, string) {
+func startSleeper(t *testing.T, name string) (*Proc, string) {
 	t.Helper()
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
@@ -60,7 +60,7 @@ func startSleeper(t *testing.T, name string, args ...string) (*Proc, string) {
 	if err := os.Symlink(sleep, link); err != nil {
 		t.Fatal(err)
 	}
-	p, err := shared.Start(Spec{Argv: append([]string{link, "1000"}, args...), Env: os.Environ()})
+	p, err := shared.Start(Spec{Argv: []string{link, "1000"}, Env: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
 	}
