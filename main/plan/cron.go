@@ -121,12 +121,6 @@ func (c *Cron) setOption(key, v string) error {
 			return err
 		}
 		c.Name, c.named = v, true
-	case "user":
-		u, err := ParseUser(v)
-		if err != nil {
-			return err
-		}
-		c.User = u
 	case "timeout":
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
@@ -138,8 +132,8 @@ func (c *Cron) setOption(key, v string) error {
 			return errors.New("want skip or allow")
 		}
 		c.Overlap = v
-	case "env", "dir":
-		return c.setEnvDir(key, v)
+	case "user", "env", "dir":
+		return c.setCommandOption(key, v)
 	default:
 		return fmt.Errorf("unknown option %q (want one of %s)", key, cronKeys)
 	}

@@ -119,9 +119,18 @@ func (c *Command) Environ(env []string) []string {
 	return out
 }
 
-// setEnvDir takes a sidecar's or a --cron's env= (repeatable) or dir=.
-func (c *Command) setEnvDir(key, v string) error {
-	if key == "dir" {
+// setCommandOption takes the options a sidecar and a --cron share: user=,
+// env= (repeatable) and dir=.
+func (c *Command) setCommandOption(key, v string) error {
+	switch key {
+	case "user":
+		u, err := ParseUser(v)
+		if err != nil {
+			return err
+		}
+		c.User = u
+		return nil
+	case "dir":
 		if v == "" {
 			return errors.New("empty directory")
 		}

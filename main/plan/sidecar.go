@@ -146,12 +146,6 @@ func (sc *Sidecar) setOption(key, v string) error {
 			return err
 		}
 		sc.StopSignal = sig
-	case "user":
-		u, err := ParseUser(v)
-		if err != nil {
-			return err
-		}
-		sc.User = u
 	case "pidfile":
 		if !filepath.IsAbs(v) || strings.ContainsRune(v, 0) {
 			return errors.New("want an absolute path")
@@ -160,8 +154,8 @@ func (sc *Sidecar) setOption(key, v string) error {
 			return errors.New("want a file's path, not a directory's")
 		}
 		sc.PIDFile = filepath.Clean(v)
-	case "env", "dir":
-		return sc.setEnvDir(key, v)
+	case "user", "env", "dir":
+		return sc.setCommandOption(key, v)
 	case "ready-timeout":
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
