@@ -59,7 +59,8 @@ type SidecarSpec struct {
 	// sidecar's own goroutines.
 	OnState func(State)
 	// OnEnd, when set, is called from the sidecar's goroutine each time
-	// its life ends (see [Sidecar.Ended]), with how; it must not block.
+	// its life ends, with how, before [Sidecar.Ended] is closed; it must
+	// not block.
 	OnEnd func(SidecarResult)
 	// Grace is how long a run stopped by an operator ([Sidecar.Restart],
 	// [Sidecar.Down]) has after its stop signal before SIGKILL.
@@ -609,8 +610,8 @@ func (s *Sidecar) isStopping() bool {
 	return s.stopping
 }
 
-// end ends the sidecar's current life with res: its state, its Ended
-// channel, then OnEnd.
+// end ends the sidecar's current life with res: its state, OnEnd, then
+// its Ended channel.
 func (s *Sidecar) end(res SidecarResult) {
 	state := registry.Exited
 	switch {
@@ -625,10 +626,11 @@ func (s *Sidecar) end(res SidecarResult) {
 	ended := s.ended
 	s.mu.Unlock()
 	s.setState(Ended)
-	close(ended)
+	// OnEnd first: whoever waits for Ended sees what OnEnd did.
 	if s.spec.OnEnd != nil {
 		s.spec.OnEnd(res)
 	}
+	close(ended)
 }
 
 // ask hands the operator's command c to the sidecar's goroutine.
